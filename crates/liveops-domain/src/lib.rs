@@ -1,0 +1,19 @@
+//! The liveops domain: pure types and rules, no IO.
+//!
+//! - [`ids`]: `PlayerId`, `EventId`, parsed once at the edge (SPEC section 4).
+//! - [`event`]: the event envelope, its validation with field names and did-you-mean hints.
+//! - [`progression`]: XP per event, levels and level-up rewards (SPEC section 5).
+//! - [`window`]: leaderboard windows and periods in a time zone (SPEC section 6).
+//! - [`signing`]: HMAC-SHA256 request signatures and reward receipts (SPEC sections 4, 5).
+//! - [`clock`]: the injected clock, so calendar windows and expiries are testable.
+
+pub mod clock;
+pub mod event;
+pub mod ids;
+pub mod progression;
+pub mod signing;
+pub mod window;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use event::{Event, EventKind, EventType, ValidationError};
+pub use ids::{EventId, PlayerId};

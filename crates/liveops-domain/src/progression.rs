@@ -1,0 +1,119 @@
+//! Progression rules (SPEC section 5): XP per event, levels, level-up rewards.
+//!
+//! The rules are plain functions of their inputs so the consumer that applies them, the rebuild
+//! and the tests all agree by construction.
+
+use crate::event::EventKind;
+
+/// XP per level: level = xp / XP_PER_LEVEL + 1.
+pub const XP_PER_LEVEL: i64 = 1000;
+pub const REWARD_PER_LEVEL: &str = "gold_100";
+pub const REWARD_EVERY_FIFTH_LEVEL: &str = "chest_rare";
+
+/// The XP an event grants: `deltaXp`, boss `points`, or `round(weight * 100)` for a drop.
+pub fn xp_for(kind: &EventKind) -> i64 {
+    match kind {
+        EventKind::Progression { delta_xp, .. } => *delta_xp,
+        EventKind::BossKill { points, .. } => *points,
+        EventKind::DropClaimed { weight, .. } => (weight * 100.0).round() as i64,
+    }
+}
+
+pub fn level_for(xp: i64) -> i64 {
+    xp.max(0) / XP_PER_LEVEL + 1
+}
+
+/// Where a player stands inside their level, for a level bar: `into` of `span` XP.
+pub fn level_progress(xp: i64) -> (i64, i64) {
+    let level = level_for(xp);
+    (xp.max(0) - (level - 1) * XP_PER_LEVEL, XP_PER_LEVEL)
+}
+
+/// A reward granted for reaching a level. `reward_id` is deterministic (`lvl5_chest_rare`), so
+/// granting it twice is a no-op and a replayed event cannot mint a second copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelReward {
+    pub reward_id: String,
+    pub level: i64,
+    pub item: &'static str,
+}
+
+/// The rewards for going from `old_level` to `new_level`: `gold_100` per level gained and
+/// `chest_rare` for every 5th level.
+pub fn rewards_between(old_level: i64, new_level: i64) -> Vec<LevelReward> {
+    let mut out = Vec::new();
+    for level in (old_level + 1)..=new_level {
+        out.push(LevelReward {
+            reward_id: format!("lvl{level}_{REWARD_PER_LEVEL}"),
+            level,
+            item: REWARD_PER_LEVEL,
+        });
+        if level % 5 == 0 {
+            out.push(LevelReward {
+                reward_id: format!("lvl{level}_{REWARD_EVERY_FIFTH_LEVEL}"),
+                level,
+                item: REWARD_EVERY_FIFTH_LEVEL,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xp_per_event_type() {
+        let p = EventKind::Progression {
+            delta_xp: 150,
+            activity: "q".into(),
+        };
+        assert_eq!(xp_for(&p), 150);
+        let b = EventKind::BossKill {
+            boss_id: "b".into(),
+            tier: 1,
+            points: 700,
+        };
+        assert_eq!(xp_for(&b), 700);
+        let d = EventKind::DropClaimed {
+            drop_id: "d".into(),
+            weight: 0.255,
+            source: "s".into(),
+        };
+        assert_eq!(xp_for(&d), 26);
+        let d = EventKind::DropClaimed {
+            drop_id: "d".into(),
+            weight: 1.0,
+            source: "s".into(),
+        };
+        assert_eq!(xp_for(&d), 100);
+    }
+
+    #[test]
+    fn levels_are_thousands_plus_one() {
+        assert_eq!(level_for(0), 1);
+        assert_eq!(level_for(999), 1);
+        assert_eq!(level_for(1000), 2);
+        assert_eq!(level_for(4999), 5);
+        assert_eq!(level_progress(2150), (150, 1000));
+    }
+
+    #[test]
+    fn rewards_gold_each_level_and_chest_every_fifth() {
+        let r = rewards_between(1, 6);
+        let items: Vec<_> = r.iter().map(|r| (r.level, r.item)).collect();
+        assert_eq!(
+            items,
+            vec![
+                (2, "gold_100"),
+                (3, "gold_100"),
+                (4, "gold_100"),
+                (5, "gold_100"),
+                (5, "chest_rare"),
+                (6, "gold_100")
+            ]
+        );
+        assert!(rewards_between(3, 3).is_empty());
+    }
+}

@@ -1,0 +1,1 @@
+//! Leaderboard windows and periods (SPEC section 6). Being written.
