@@ -3,7 +3,11 @@
 //! The rules are plain functions of their inputs so the consumer that applies them, the rebuild
 //! and the tests all agree by construction.
 
-use crate::event::EventKind;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventKind};
 
 /// XP per level: level = xp / XP_PER_LEVEL + 1.
 pub const XP_PER_LEVEL: i64 = 1000;
@@ -59,9 +63,104 @@ pub fn rewards_between(old_level: i64, new_level: i64) -> Vec<LevelReward> {
     out
 }
 
+/// How many recent drops a player's progress keeps; older ones stay in the event log.
+pub const MAX_RECENT_DROPS: usize = 100;
+
+/// A drop the player claimed, as shown in their progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drop {
+    pub drop_id: String,
+    pub weight: f64,
+    pub source: String,
+    pub event_id: String,
+}
+
+/// A player's progression state: the fold of every event applied to them, in log order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub xp: i64,
+    pub level: i64,
+    pub boss_kills: BTreeMap<String, u64>,
+    /// The most recent drops, oldest first, at most [`MAX_RECENT_DROPS`].
+    pub drops: Vec<Drop>,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        Self {
+            level: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Applies one event and returns the rewards it earned (empty unless a level was gained).
+    pub fn apply(&mut self, event: &Event) -> Vec<LevelReward> {
+        let old_level = level_for(self.xp);
+        self.xp = self.xp.saturating_add(xp_for(&event.kind));
+        self.level = level_for(self.xp);
+        match &event.kind {
+            EventKind::Progression { .. } => {}
+            EventKind::BossKill { boss_id, .. } => {
+                *self.boss_kills.entry(boss_id.clone()).or_default() += 1;
+            }
+            EventKind::DropClaimed {
+                drop_id,
+                weight,
+                source,
+            } => {
+                if self.drops.len() >= MAX_RECENT_DROPS {
+                    self.drops.remove(0);
+                }
+                self.drops.push(Drop {
+                    drop_id: drop_id.clone(),
+                    weight: *weight,
+                    source: source.clone(),
+                    event_id: event.event_id.to_string(),
+                });
+            }
+        }
+        rewards_between(old_level, self.level)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_folds_events_and_grants_level_rewards() {
+        let ev = |kind| Event {
+            event_id: crate::EventId::generate(),
+            player_id: crate::PlayerId::parse("p_1").unwrap(),
+            ts: 0,
+            kind,
+            payload: Default::default(),
+        };
+        let mut p = Progress::new();
+        let r = p.apply(&ev(EventKind::Progression {
+            delta_xp: 999,
+            activity: "q".into(),
+        }));
+        assert!(r.is_empty());
+        let r = p.apply(&ev(EventKind::BossKill {
+            boss_id: "dragon".into(),
+            tier: 2,
+            points: 4001,
+        }));
+        assert_eq!(p.xp, 5000);
+        assert_eq!(p.level, 6);
+        assert_eq!(r.len(), 6, "levels 2..=6 gold plus the level 5 chest");
+        assert_eq!(p.boss_kills["dragon"], 1);
+        p.apply(&ev(EventKind::DropClaimed {
+            drop_id: "d".into(),
+            weight: 0.5,
+            source: "s".into(),
+        }));
+        assert_eq!(p.xp, 5050);
+        assert_eq!(p.drops.len(), 1);
+    }
 
     #[test]
     fn xp_per_event_type() {

@@ -1,1 +1,29 @@
-//! Server. Being written.
+//! The liveops server: the roles and the composition root.
+//!
+//! - [`config`]: the typed configuration (SPEC section 3).
+//! - [`app`]: `Application::build(config, clock)`, `port()`, `run_until_stopped(shutdown)`.
+//! - [`gateway`]: signed ingest, `POST /events`, `POST /events/batch` (SPEC section 4).
+//! - [`progression`]: progress, rewards, claims, receipts, and the worker applying the log
+//!   (SPEC section 5).
+//! - [`leaderboard`]: rankings, history, rollover, and the worker applying the log (SPEC
+//!   section 6).
+//! - [`pipeline`]: the consumer loop both workers share.
+//! - [`ops`]: health, readiness, metrics, OpenAPI (SPEC section 8).
+//! - [`error`]: the API error type and the SPEC error codes.
+//! - [`telemetry`]: JSON logs.
+//!
+//! A request goes: router (`app`) -> role handler -> store / hot state. Roles never call each
+//! other; the workers read the committed log.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod leaderboard;
+pub mod ops;
+pub mod pipeline;
+pub mod progression;
+pub mod telemetry;
+
+pub use app::{Application, Services};
+pub use config::{Config, RawConfig};

@@ -1,1 +1,153 @@
-//! Store. Being written.
+//! The system of record: everything that must survive a crash.
+//!
+//! - [`EventLog`]: the durable, ordered event log. An append returns only after the commit, so
+//!   the gateway can answer 202 (SPEC section 2). Each event gets a sequence number in commit
+//!   order; `eventId` is unique forever (permanent dedup).
+//! - [`ProgressStore`]: player progression, the reward ledger and receipts, applied from the log
+//!   exactly once (the consumer's cursor moves in the same transaction as the effects).
+//! - [`BoardSource`]: the sums the in-memory leaderboards are rebuilt from.
+//! - [`Archive`]: final standings of ended leaderboard periods.
+//!
+//! Implementations: [`SqliteStore`] (embedded default, one file in `DATA_DIR`) and
+//! [`FileArchive`]. PostgreSQL and object storage implement the same traits later.
+
+mod archive;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use liveops_domain::progression::Progress;
+use liveops_domain::signing::Receipt;
+use liveops_domain::{Event, PlayerId};
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub use archive::{Archive, ArchivedEntry, ArchivedPeriod, FileArchive};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("archive io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// An event on its way into the log, with the server's receive time (windows use it).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event: Event,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The fate of one appended event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Committed with this sequence number.
+    New { seq: u64 },
+    /// An event with the same `eventId` was committed before (now or in an earlier batch).
+    Duplicate,
+}
+
+/// An event read back from the log.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    pub seq: u64,
+    pub event: Event,
+    pub received_at: DateTime<Utc>,
+    /// The XP the event grants, computed once at append with the progression rules.
+    pub xp: i64,
+}
+
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends events durably, in order; returns when they are committed.
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError>;
+    /// Events with `seq > after`, in order, at most `limit`.
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, StoreError>;
+    /// The highest committed sequence number, updated after every commit.
+    fn committed(&self) -> watch::Receiver<u64>;
+    /// Whether the store answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A reward in a player's ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewardRecord {
+    pub reward_id: String,
+    pub item: String,
+    pub level: i64,
+    pub granted_at: DateTime<Utc>,
+    /// The event whose XP crossed the level.
+    pub event_id: String,
+    /// `None` while pending.
+    pub receipt_id: Option<String>,
+}
+
+/// A player's stored progression with its last update time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProgress {
+    pub progress: Progress,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The reward was pending and is now claimed with this receipt.
+    Claimed(Receipt),
+    /// The reward was claimed before: the original receipt, nothing granted again.
+    AlreadyClaimed(Receipt),
+    /// The player never earned this reward.
+    NotEarned,
+}
+
+/// Issues the receipt for a claim once the store knows the reward's item.
+pub type ReceiptMaker = Box<dyn FnOnce(&str) -> Receipt + Send>;
+
+#[async_trait]
+pub trait ProgressStore: Send + Sync + 'static {
+    /// Applies log events with `seq` above the consumer's cursor, and moves the cursor, in one
+    /// transaction: a crash before the commit applies nothing, after it everything, so every
+    /// event is applied exactly once. Events at or below the cursor are skipped. Returns the
+    /// new cursor.
+    async fn apply_events(
+        &self,
+        consumer: &str,
+        events: Vec<LoggedEvent>,
+    ) -> Result<u64, StoreError>;
+    /// Where a consumer stopped (0 before its first batch).
+    async fn cursor(&self, consumer: &str) -> Result<u64, StoreError>;
+    async fn progress(&self, player: &PlayerId) -> Result<Option<StoredProgress>, StoreError>;
+    async fn rewards(&self, player: &PlayerId) -> Result<Vec<RewardRecord>, StoreError>;
+    /// Claims an earned reward once; a second claim returns the first receipt.
+    async fn claim(
+        &self,
+        player: &PlayerId,
+        reward_id: &str,
+        make: ReceiptMaker,
+    ) -> Result<ClaimOutcome, StoreError>;
+    async fn receipt(&self, receipt_id: &str) -> Result<Option<Receipt>, StoreError>;
+}
+
+/// Per-player XP sums over a time range, for rebuilding leaderboards from the log.
+#[async_trait]
+pub trait BoardSource: Send + Sync + 'static {
+    /// XP per player of the events received in `[from, to)` with `seq <= upto`.
+    async fn xp_by_player(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        upto: u64,
+    ) -> Result<Vec<(PlayerId, i64)>, StoreError>;
+}

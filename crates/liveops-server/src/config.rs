@@ -1,0 +1,533 @@
+//! The one typed configuration (SPEC section 3), read from the environment with the SPEC's
+//! names. Every value is parsed and checked at start-up; a bad one stops the server with a
+//! message naming the variable.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use ipnet::IpNet;
+use liveops_domain::window::{SeasonRule, Window};
+
+/// A secret whose `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Env {
+    Dev,
+    Staging,
+    Prod,
+}
+
+/// Raw settings as clap reads them from flags or the environment. `Config::from_raw` turns
+/// them into checked values.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RawConfig {
+    #[arg(long, env = "PORT", value_name = "PORT")]
+    pub port: Option<u16>,
+    #[arg(
+        long,
+        env = "BIND_ADDR",
+        value_name = "BIND_ADDR",
+        default_value = "127.0.0.1"
+    )]
+    pub bind_addr: IpAddr,
+    #[arg(
+        long,
+        env = "ENV",
+        value_name = "ENV",
+        value_enum,
+        default_value = "dev"
+    )]
+    pub env: Env,
+    #[arg(
+        long,
+        env = "DATA_DIR",
+        value_name = "DATA_DIR",
+        default_value = "./liveops-data"
+    )]
+    pub data_dir: PathBuf,
+    #[arg(
+        long,
+        env = "HMAC_SECRET",
+        value_name = "HMAC_SECRET",
+        hide_env_values = true
+    )]
+    pub hmac_secret: Option<String>,
+    #[arg(
+        long,
+        env = "HMAC_KEYS",
+        value_name = "HMAC_KEYS",
+        hide_env_values = true
+    )]
+    pub hmac_keys: Option<String>,
+    #[arg(long, env = "DB_URL", value_name = "DB_URL")]
+    pub db_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", hide = true)]
+    pub database_url: Option<String>,
+    #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    #[arg(
+        long,
+        env = "BUS_KIND",
+        value_name = "BUS_KIND",
+        default_value = "inmem"
+    )]
+    pub bus_kind: String,
+    #[arg(long, env = "BUS_CONN", value_name = "BUS_CONN")]
+    pub bus_conn: Option<String>,
+    #[arg(long, env = "ARCHIVE_URL", value_name = "ARCHIVE_URL")]
+    pub archive_url: Option<String>,
+    #[arg(
+        long,
+        env = "LB_WINDOWS",
+        value_name = "LB_WINDOWS",
+        default_value = "daily,weekly,seasonal"
+    )]
+    pub lb_windows: String,
+    #[arg(long, env = "LB_TOPN", value_name = "LB_TOPN", default_value_t = 100)]
+    pub lb_topn: usize,
+    #[arg(
+        long,
+        env = "LB_TIMEZONE",
+        value_name = "LB_TIMEZONE",
+        default_value = "UTC"
+    )]
+    pub lb_timezone: String,
+    #[arg(long, env = "SEASON_ID", value_name = "SEASON_ID")]
+    pub season_id: Option<String>,
+    #[arg(long, env = "SEASON_START", value_name = "SEASON_START")]
+    pub season_start: Option<String>,
+    #[arg(long, env = "SEASON_END", value_name = "SEASON_END")]
+    pub season_end: Option<String>,
+    #[arg(
+        long,
+        env = "RATE_LIMIT_MAX",
+        value_name = "RATE_LIMIT_MAX",
+        default_value_t = 50
+    )]
+    pub rate_limit_max: u32,
+    #[arg(
+        long,
+        env = "RATE_LIMIT_EXEMPT",
+        value_name = "RATE_LIMIT_EXEMPT",
+        default_value = ""
+    )]
+    pub rate_limit_exempt: String,
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_name = "TRUSTED_PROXIES",
+        default_value = ""
+    )]
+    pub trusted_proxies: String,
+    #[arg(
+        long,
+        env = "IDEMP_TTL",
+        value_name = "IDEMP_TTL",
+        default_value = "300s"
+    )]
+    pub idemp_ttl: String,
+    #[arg(
+        long,
+        env = "SIGNATURE_TOLERANCE",
+        value_name = "SIGNATURE_TOLERANCE",
+        default_value = "300s"
+    )]
+    pub signature_tolerance: String,
+    #[arg(long, env = "REQUIRE_TIMESTAMP", value_name = "REQUIRE_TIMESTAMP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_timestamp: bool,
+    #[arg(
+        long,
+        env = "LOG_LEVEL",
+        value_name = "LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+    #[arg(long, env = "METRICS_ENABLED", value_name = "METRICS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics_enabled: bool,
+    #[arg(
+        long,
+        env = "NAMESPACE",
+        value_name = "NAMESPACE",
+        default_value = "liveops"
+    )]
+    pub namespace: String,
+}
+
+/// A configuration error, always naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+fn bad(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// Where the HMAC secret came from, so start-up can tell the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env,
+    /// Generated now into this file (dev only).
+    Generated(PathBuf),
+    /// Read from a file generated by an earlier dev run.
+    File(PathBuf),
+}
+
+/// The checked configuration the application is built from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub bind_addr: IpAddr,
+    pub env: Env,
+    pub data_dir: PathBuf,
+    /// The default signing key (no `X-Key-Id`).
+    pub hmac_secret: Secret,
+    pub secret_source: SecretSource,
+    /// Rotated keys selected with `X-Key-Id`.
+    pub hmac_keys: Vec<(String, Secret)>,
+    pub windows: Vec<Window>,
+    pub lb_topn: usize,
+    pub timezone: chrono_tz::Tz,
+    pub season: SeasonRule,
+    pub rate_limit_max: u32,
+    pub rate_limit_exempt: Vec<IpNet>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub idemp_ttl: Duration,
+    pub signature_tolerance: Duration,
+    pub require_timestamp: bool,
+    pub log_level: String,
+    pub metrics_enabled: bool,
+    pub namespace: String,
+}
+
+impl Config {
+    /// Checks raw settings. In dev without `HMAC_SECRET`, a secret is generated once into
+    /// `DATA_DIR/hmac_secret` and reused by later runs (and by `liveops send`).
+    pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let (hmac_secret, secret_source) = match raw.hmac_secret.as_deref() {
+            Some(s) if s.len() >= liveops_domain::signing::MIN_SECRET_LEN => {
+                (Secret::new(s.as_bytes()), SecretSource::Env)
+            }
+            Some(s) if raw.env == Env::Prod || !s.is_empty() => {
+                return Err(bad(
+                    "HMAC_SECRET",
+                    format!("must be at least 32 bytes, got {}", s.len()),
+                ))
+            }
+            _ if raw.env == Env::Prod => {
+                return Err(bad(
+                    "HMAC_SECRET",
+                    "is required with ENV=prod (at least 32 bytes)",
+                ))
+            }
+            _ => dev_secret(&raw.data_dir)?,
+        };
+        let mut hmac_keys = Vec::new();
+        for part in raw
+            .hmac_keys
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (id, secret) = part
+                .split_once(':')
+                .ok_or_else(|| bad("HMAC_KEYS", "expected id:secret pairs separated by commas"))?;
+            if id.is_empty() || secret.len() < liveops_domain::signing::MIN_SECRET_LEN {
+                return Err(bad(
+                    "HMAC_KEYS",
+                    format!("key {id:?}: id must be non-empty and the secret at least 32 bytes"),
+                ));
+            }
+            hmac_keys.push((id.to_string(), Secret::new(secret.as_bytes())));
+        }
+        let db_url = raw.db_url.or(raw.database_url);
+        if let Some(url) = db_url.as_deref().filter(|u| !u.is_empty()) {
+            if !url.starts_with("sqlite:") {
+                return Err(bad(
+                    "DB_URL",
+                    "only the embedded SQLite store is available in this build; unset DB_URL (PostgreSQL arrives with the scale-out backends)",
+                ));
+            }
+        }
+        if raw.redis_url.as_deref().is_some_and(|u| !u.is_empty()) {
+            return Err(bad("REDIS_URL", "the Redis backend is not available in this build yet; unset REDIS_URL to keep hot state in memory"));
+        }
+        if raw.bus_kind != "inmem" {
+            return Err(bad(
+                "BUS_KIND",
+                format!(
+                    "only `inmem` is available in this build, got {:?}",
+                    raw.bus_kind
+                ),
+            ));
+        }
+        if let Some(url) = raw.archive_url.as_deref().filter(|u| !u.is_empty()) {
+            if !url.starts_with("file://") {
+                return Err(bad(
+                    "ARCHIVE_URL",
+                    "only file:// archives are available in this build",
+                ));
+            }
+        }
+        let mut windows = Vec::new();
+        for w in raw
+            .lb_windows
+            .split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+        {
+            let w = Window::parse(w).ok_or_else(|| {
+                bad(
+                    "LB_WINDOWS",
+                    format!("unknown window {w:?}, expected daily, weekly or seasonal"),
+                )
+            })?;
+            if !windows.contains(&w) {
+                windows.push(w);
+            }
+        }
+        if windows.is_empty() {
+            return Err(bad("LB_WINDOWS", "must name at least one window"));
+        }
+        if raw.lb_topn == 0 || raw.lb_topn > 10_000 {
+            return Err(bad("LB_TOPN", "must be between 1 and 10000"));
+        }
+        let timezone: chrono_tz::Tz = raw.lb_timezone.parse().map_err(|_| {
+            bad(
+                "LB_TIMEZONE",
+                format!("unknown IANA time zone {:?}", raw.lb_timezone),
+            )
+        })?;
+        let season = match (raw.season_id, raw.season_start, raw.season_end) {
+            (None, None, None) => SeasonRule::CalendarQuarter,
+            (Some(id), Some(start), Some(end)) => {
+                let start = parse_instant(&start, timezone).ok_or_else(|| {
+                    bad(
+                        "SEASON_START",
+                        "expected a date (2026-10-01) or RFC 3339 time",
+                    )
+                })?;
+                let end = parse_instant(&end, timezone).ok_or_else(|| {
+                    bad(
+                        "SEASON_END",
+                        "expected a date (2026-12-31) or RFC 3339 time",
+                    )
+                })?;
+                if end <= start {
+                    return Err(bad("SEASON_END", "must be after SEASON_START"));
+                }
+                if id.is_empty()
+                    || !id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(bad(
+                        "SEASON_ID",
+                        "must be non-empty letters, digits, - or _",
+                    ));
+                }
+                SeasonRule::Fixed { id, start, end }
+            }
+            _ => {
+                return Err(bad(
+                    "SEASON_ID",
+                    "SEASON_ID, SEASON_START and SEASON_END must be set together",
+                ))
+            }
+        };
+        Ok(Config {
+            port: raw.port.unwrap_or(8080),
+            bind_addr: raw.bind_addr,
+            env: raw.env,
+            data_dir: raw.data_dir,
+            hmac_secret,
+            secret_source,
+            hmac_keys,
+            windows,
+            lb_topn: raw.lb_topn,
+            timezone,
+            season,
+            rate_limit_max: raw.rate_limit_max,
+            rate_limit_exempt: parse_cidrs("RATE_LIMIT_EXEMPT", &raw.rate_limit_exempt)?,
+            trusted_proxies: parse_cidrs("TRUSTED_PROXIES", &raw.trusted_proxies)?,
+            idemp_ttl: parse_duration("IDEMP_TTL", &raw.idemp_ttl)?,
+            signature_tolerance: parse_duration("SIGNATURE_TOLERANCE", &raw.signature_tolerance)?,
+            require_timestamp: raw.require_timestamp,
+            log_level: raw.log_level,
+            metrics_enabled: raw.metrics_enabled,
+            namespace: raw.namespace,
+        })
+    }
+
+    /// A test configuration: everything default, data in `data_dir`, port 0 (any free port).
+    pub fn for_tests(data_dir: PathBuf, secret: &str) -> Config {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            raw: RawConfig,
+        }
+        // Parse from an empty argument list with no environment influence for the options
+        // tests care about; defaults come from the attributes above.
+        let mut raw = P::parse_from(["liveops"]).raw;
+        raw.data_dir = data_dir;
+        raw.hmac_secret = Some(secret.to_string());
+        raw.hmac_keys = None;
+        raw.db_url = None;
+        raw.database_url = None;
+        raw.redis_url = None;
+        raw.bus_kind = "inmem".into();
+        raw.archive_url = None;
+        raw.port = Some(0);
+        let mut cfg = Config::from_raw(raw).expect("test configuration is valid");
+        cfg.port = 0;
+        cfg
+    }
+}
+
+fn dev_secret(data_dir: &std::path::Path) -> Result<(Secret, SecretSource), ConfigError> {
+    let path = data_dir.join("hmac_secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => {
+            return Ok((Secret::new(s.trim().as_bytes()), SecretSource::File(path)))
+        }
+        Ok(_) => {
+            return Err(bad(
+                "HMAC_SECRET",
+                format!(
+                    "{} holds a secret shorter than 32 bytes; delete it or set HMAC_SECRET",
+                    path.display()
+                ),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(bad(
+                "DATA_DIR",
+                format!("cannot read {}: {e}", path.display()),
+            ))
+        }
+    }
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        bad(
+            "DATA_DIR",
+            format!("cannot create {}: {e}", data_dir.display()),
+        )
+    })?;
+    std::fs::write(&path, &secret)
+        .map_err(|e| bad("DATA_DIR", format!("cannot write {}: {e}", path.display())))?;
+    Ok((
+        Secret::new(secret.into_bytes()),
+        SecretSource::Generated(path),
+    ))
+}
+
+/// `300`, `300s`, `5m`, `2h`, `500ms`.
+pub fn parse_duration(var: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        bad(
+            var,
+            format!("expected a duration like 300s or 5m, got {s:?}"),
+        )
+    })?;
+    Ok(match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => {
+            return Err(bad(
+                var,
+                format!("unknown unit {unit:?}; use ms, s, m or h"),
+            ))
+        }
+    })
+}
+
+fn parse_cidrs(var: &'static str, s: &str) -> Result<Vec<IpNet>, ConfigError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<IpNet>()
+                .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    bad(
+                        var,
+                        format!("{p:?} is not a CIDR (10.0.0.0/8) or an IP address"),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn parse_instant(s: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(
+            parse_duration("X", "300").unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(parse_duration("X", "5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(
+            parse_duration("X", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        let e = parse_duration("IDEMP_TTL", "soon").unwrap_err();
+        assert!(e.to_string().starts_with("IDEMP_TTL"));
+    }
+
+    #[test]
+    fn cidrs_and_single_ips_parse() {
+        let v = parse_cidrs("X", "10.0.0.0/8, 127.0.0.1").unwrap();
+        assert_eq!(v.len(), 2);
+        assert!(parse_cidrs("TRUSTED_PROXIES", "nope")
+            .unwrap_err()
+            .to_string()
+            .contains("TRUSTED_PROXIES"));
+    }
+}

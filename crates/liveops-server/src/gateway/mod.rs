@@ -1,0 +1,454 @@
+//! The gateway role (SPEC section 4): `POST /events` and `POST /events/batch`.
+//!
+//! A request goes through, in order: content type (415), per-IP rate limit (429), body size
+//! (413), signature (401), validation (400), idempotency key (208 / 409), and the durable
+//! append (202, or 208 for a known eventId). The 202 is written only after the append returned,
+//! i.e. after the commit. Every refusal is counted by reason and kept in the failed-events store.
+
+pub mod auth;
+pub mod failed;
+pub mod idempotency;
+pub mod rate_limit;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use liveops_domain::{Clock, Event, EventId};
+use liveops_store::{Appended, EventLog, NewEvent};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ErrorCode};
+use auth::Verifier;
+use failed::{FailedEvent, FailedEvents};
+use idempotency::{IdempotencyCache, Lookup, Recorded};
+use rate_limit::IpRateLimiter;
+
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+pub const MAX_BATCH_EVENTS: usize = 500;
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// What the gateway handlers share. Built once by the composition root.
+#[derive(Clone)]
+pub struct GatewayState {
+    /// The durable log; an append returns after the commit.
+    pub log: Arc<dyn EventLog>,
+    pub verifier: Arc<Verifier>,
+    pub idempotency: Arc<IdempotencyCache>,
+    pub ip_limiter: Arc<IpRateLimiter>,
+    pub failed: Arc<FailedEvents>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub fn router(state: GatewayState) -> Router {
+    Router::new()
+        .route("/events", post(post_event))
+        .route("/events/batch", post(post_batch))
+        .with_state(state)
+}
+
+/// A refused request: the error to answer with and the body to keep in the failed store.
+struct Refusal {
+    error: ApiError,
+    body: Bytes,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal {
+            error,
+            body: Bytes::new(),
+        }
+    }
+}
+
+impl GatewayState {
+    /// Counts and records a refusal, then turns it into the response.
+    fn refuse(&self, ip: &std::net::IpAddr, r: Refusal) -> Response {
+        self.record_refusal(ip, &r.error, &r.body);
+        r.error.into_response()
+    }
+
+    fn record_refusal(&self, ip: &std::net::IpAddr, error: &ApiError, body: &[u8]) {
+        let code = error.code().as_str();
+        metrics::counter!("dropped_events_total", "reason" => code).increment(1);
+        let (body, truncated) = FailedEvents::body_excerpt(body);
+        self.failed.push(FailedEvent {
+            at: self.clock.now(),
+            status: error.status().as_u16(),
+            code,
+            message: error.body.message.clone(),
+            field: error.body.field.clone(),
+            client_ip: ip.to_string(),
+            body,
+            truncated,
+        });
+    }
+
+    /// The checks every signed request passes before its body is looked at.
+    async fn admit(
+        &self,
+        ip: std::net::IpAddr,
+        headers: &HeaderMap,
+        body: Body,
+        limit: usize,
+    ) -> Result<Bytes, Refusal> {
+        check_json_content_type(headers)?;
+        self.ip_limiter.check(ip).map_err(|wait| {
+            ApiError::new(
+                ErrorCode::RateLimited,
+                "too many requests from this client; slow down",
+            )
+            .retry_after(wait)
+        })?;
+        let body = read_body(headers, body, limit).await?;
+        if let Err(error) = self.verifier.verify(headers, &body) {
+            return Err(Refusal { error, body });
+        }
+        Ok(body)
+    }
+}
+
+pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "Content-Type must be application/json, got {:?}",
+                if ct.is_empty() { "nothing" } else { ct }
+            ),
+        ))
+    }
+}
+
+/// Reads at most `limit` bytes; a larger body is 413 whether or not it announced its length.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body must be at most {} KiB", limit / 1024),
+        )
+    };
+    let announced = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            source = s.source();
+        }
+        ApiError::new(ErrorCode::InvalidRequest, "could not read the request body")
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .map_err(|_| ApiError::invalid("Idempotency-Key", "Idempotency-Key must be visible ASCII"))?
+        .trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "Idempotency-Key must be 1 to 255 characters",
+        ));
+    }
+    Ok(Some(key.to_string()))
+}
+
+fn accepted(id: &EventId) -> Value {
+    json!({"eventId": id.as_str(), "status": "accepted"})
+}
+
+fn duplicate(id: &EventId) -> Value {
+    json!({"eventId": id.as_str(), "status": "duplicate"})
+}
+
+#[utoipa::path(post, path = "/events", tag = "gateway",
+    request_body(content = Object, description = "one event envelope (SPEC section 4)", content_type = "application/json"),
+    params(
+        ("X-Signature" = String, Header, description = "hex HMAC-SHA256 of the body, or sha256=<hex>"),
+        ("X-Timestamp" = Option<String>, Header, description = "unix seconds; the MAC then covers <body>.<timestamp>"),
+        ("X-Key-Id" = Option<String>, Header, description = "which HMAC_KEYS secret signed the request"),
+        ("Idempotency-Key" = Option<String>, Header, description = "<= 255 characters"),
+    ),
+    responses(
+        (status = 202, description = "accepted and durable"),
+        (status = 208, description = "duplicate: the original eventId"),
+        (status = 400, description = "invalid_json / invalid_event"),
+        (status = 401, description = "missing_signature / invalid_signature / stale_timestamp"),
+        (status = 409, description = "idempotency_key_reuse"),
+        (status = 413, description = "body over 64 KiB"),
+        (status = 415, description = "not application/json"),
+        (status = 429, description = "rate_limited"),
+        (status = 503, description = "the store is unavailable; retry"),
+    ))]
+pub async fn post_event(
+    State(s): State<GatewayState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let ip = s.ip_limiter.client_ip(peer.ip(), &headers);
+    let body = match s.admit(ip, &headers, body, MAX_EVENT_BYTES).await {
+        Ok(b) => b,
+        Err(r) => return s.refuse(&ip, r),
+    };
+    let fail = |error: ApiError, body: &Bytes| Refusal {
+        error,
+        body: body.clone(),
+    };
+    let event = match Event::from_slice(&body) {
+        Ok(e) => e,
+        Err(e) => return s.refuse(&ip, fail(e.into(), &body)),
+    };
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return s.refuse(&ip, fail(e, &body)),
+    };
+    if let Some(key) = &key {
+        match s.idempotency.check_and_reserve(
+            key,
+            &body,
+            Recorded(vec![Some(event.event_id.clone())]),
+        ) {
+            Lookup::Fresh => {}
+            Lookup::Replay(Recorded(ids)) => {
+                let id = ids.into_iter().flatten().next().unwrap_or(event.event_id);
+                return (StatusCode::ALREADY_REPORTED, Json(duplicate(&id))).into_response();
+            }
+            Lookup::Conflict => {
+                let e = ApiError::new(
+                    ErrorCode::IdempotencyKeyReuse,
+                    "this Idempotency-Key was used with a different body",
+                )
+                .with_field("Idempotency-Key");
+                return s.refuse(&ip, fail(e, &body));
+            }
+        }
+    }
+    let event_type = event.kind.event_type().as_str();
+    let player = event.player_id.to_string();
+    let id = event.event_id.clone();
+    let appended = s
+        .log
+        .append(vec![NewEvent {
+            event,
+            received_at: s.clock.now(),
+        }])
+        .await;
+    let response = match appended.as_deref() {
+        Ok([Appended::New { .. }]) => {
+            metrics::counter!("events_accepted_total").increment(1);
+            (StatusCode::ACCEPTED, Json(accepted(&id))).into_response()
+        }
+        Ok([Appended::Duplicate]) => {
+            (StatusCode::ALREADY_REPORTED, Json(duplicate(&id))).into_response()
+        }
+        Ok(_) => {
+            if let Some(k) = &key {
+                s.idempotency.release(k);
+            }
+            ApiError::unavailable("append returned an unexpected result count").into_response()
+        }
+        Err(e) => {
+            if let Some(k) = &key {
+                s.idempotency.release(k);
+            }
+            ApiError::unavailable(e).into_response()
+        }
+    };
+    tracing::debug!(service = "gateway", player_id = %player, event_type, event_id = %id,
+        status = response.status().as_u16(), duration_ms = started.elapsed().as_secs_f64() * 1000.0, "event");
+    response
+}
+
+#[utoipa::path(post, path = "/events/batch", tag = "gateway",
+    request_body(content = Object, description = "{\"events\": [envelope, ...]} with up to 500 events", content_type = "application/json"),
+    responses(
+        (status = 200, description = "one result per event, in order: {results: [{index, status, eventId | error}]}"),
+        (status = 400, description = "not JSON, no events array, or more than 500 events"),
+        (status = 401, description = "signature refused"),
+        (status = 413, description = "body over 1 MiB"),
+        (status = 415, description = "not application/json"),
+        (status = 429, description = "rate_limited"),
+        (status = 503, description = "the store is unavailable; retry"),
+    ))]
+pub async fn post_batch(
+    State(s): State<GatewayState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ip = s.ip_limiter.client_ip(peer.ip(), &headers);
+    let body = match s.admit(ip, &headers, body, MAX_BATCH_BYTES).await {
+        Ok(b) => b,
+        Err(r) => return s.refuse(&ip, r),
+    };
+    let fail = |error: ApiError| Refusal {
+        error,
+        body: body.clone(),
+    };
+    let items = match parse_batch(&body) {
+        Ok(items) => items,
+        Err(e) => return s.refuse(&ip, fail(e)),
+    };
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return s.refuse(&ip, fail(e)),
+    };
+    let parsed: Vec<Result<Event, ApiError>> = items
+        .into_iter()
+        .map(|v| Event::from_value(v).map_err(ApiError::from))
+        .collect();
+    let mut replayed: Option<Vec<Option<EventId>>> = None;
+    if let Some(key) = &key {
+        let ids = parsed
+            .iter()
+            .map(|r| r.as_ref().ok().map(|e| e.event_id.clone()))
+            .collect();
+        match s.idempotency.check_and_reserve(key, &body, Recorded(ids)) {
+            Lookup::Fresh => {}
+            Lookup::Replay(Recorded(ids)) => replayed = Some(ids),
+            Lookup::Conflict => {
+                let e = ApiError::new(
+                    ErrorCode::IdempotencyKeyReuse,
+                    "this Idempotency-Key was used with a different body",
+                )
+                .with_field("Idempotency-Key");
+                return s.refuse(&ip, fail(e));
+            }
+        }
+    }
+    let mut results: Vec<Value> = Vec::with_capacity(parsed.len());
+    let mut to_append = Vec::new();
+    let mut positions = Vec::new();
+    let now = s.clock.now();
+    for (index, r) in parsed.into_iter().enumerate() {
+        match r {
+            Err(e) => {
+                let item_body = serde_json::to_vec(&e.to_json()).unwrap_or_default();
+                s.record_refusal(&ip, &e, &item_body);
+                results
+                    .push(json!({"index": index, "status": e.status().as_u16(), "error": e.body}));
+            }
+            Ok(event) => {
+                if let Some(ids) = &replayed {
+                    let id = ids.get(index).cloned().flatten().unwrap_or(event.event_id);
+                    results.push(json!({"index": index, "status": 208, "eventId": id.as_str(), "duplicate": true}));
+                    continue;
+                }
+                results.push(Value::Null);
+                positions.push((index, event.event_id.clone()));
+                to_append.push(NewEvent {
+                    event,
+                    received_at: now,
+                });
+            }
+        }
+    }
+    if !to_append.is_empty() {
+        match s.log.append(to_append).await {
+            Ok(outcomes) if outcomes.len() == positions.len() => {
+                let mut fresh = 0u64;
+                for ((index, id), outcome) in positions.into_iter().zip(outcomes) {
+                    results[index] = match outcome {
+                        Appended::New { .. } => {
+                            fresh += 1;
+                            json!({"index": index, "status": 202, "eventId": id.as_str()})
+                        }
+                        Appended::Duplicate => {
+                            json!({"index": index, "status": 208, "eventId": id.as_str(), "duplicate": true})
+                        }
+                    };
+                }
+                metrics::counter!("events_accepted_total").increment(fresh);
+            }
+            Ok(_) => {
+                if let Some(k) = &key {
+                    s.idempotency.release(k);
+                }
+                return ApiError::unavailable("append returned an unexpected result count")
+                    .into_response();
+            }
+            Err(e) => {
+                if let Some(k) = &key {
+                    s.idempotency.release(k);
+                }
+                return ApiError::unavailable(e).into_response();
+            }
+        }
+    }
+    (StatusCode::OK, Json(json!({ "results": results }))).into_response()
+}
+
+fn parse_batch(body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("body is not valid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(mut obj) = v else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidEvent,
+            "a batch must be an object {\"events\": [...]}",
+        )
+        .with_field("events"));
+    };
+    match obj.remove("events") {
+        Some(Value::Array(items)) if items.is_empty() => Err(ApiError::new(
+            ErrorCode::InvalidEvent,
+            "events must hold at least one event",
+        )
+        .with_field("events")),
+        Some(Value::Array(items)) if items.len() > MAX_BATCH_EVENTS => Err(ApiError::new(
+            ErrorCode::InvalidEvent,
+            format!(
+                "a batch holds at most {MAX_BATCH_EVENTS} events, got {}",
+                items.len()
+            ),
+        )
+        .with_field("events")),
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(
+            ApiError::new(ErrorCode::InvalidEvent, "events must be an array").with_field("events"),
+        ),
+        None => {
+            let hint = obj
+                .keys()
+                .find_map(|k| liveops_domain::event::suggest(k, &["events"]))
+                .map(|_| "; did you mean \"events\"?")
+                .unwrap_or("");
+            Err(ApiError::new(
+                ErrorCode::InvalidEvent,
+                format!("missing field \"events\"{hint}"),
+            )
+            .with_field("events"))
+        }
+    }
+}

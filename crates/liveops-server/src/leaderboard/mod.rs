@@ -1,0 +1,344 @@
+//! The leaderboard role (SPEC section 6): applies the committed log to the in-memory boards,
+//! rolls periods over and archives their final standings, and serves rankings.
+//!
+//! The boards are derived state: at start-up they are rebuilt from the system of record up to
+//! the committed head, then the worker applies every event after it, so each event counts once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use liveops_domain::window::{Calendar, Period, Window};
+use liveops_domain::{Clock, PlayerId};
+use liveops_hotstate::{Entry, MemoryLeaderboards};
+use liveops_store::{Archive, ArchivedEntry, ArchivedPeriod, BoardSource, EventLog, StoreError};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::progression::parse_player;
+
+pub const CONSUMER: &str = "leaderboard";
+/// How long after a period ends its board stays open for events received before the end but
+/// still in the pipeline.
+const ROLLOVER_GRACE: chrono::Duration = chrono::Duration::seconds(2);
+const MAX_FRIENDS: usize = 200;
+const MAX_AROUND: usize = 50;
+
+#[derive(Clone)]
+pub struct LeaderboardState {
+    pub boards: Arc<MemoryLeaderboards>,
+    pub source: Arc<dyn BoardSource>,
+    pub archive: Arc<dyn Archive>,
+    pub clock: Arc<dyn Clock>,
+    pub topn: usize,
+}
+
+pub fn router(state: LeaderboardState) -> Router {
+    Router::new()
+        .route("/leaderboard", get(get_leaderboard))
+        .route("/leaderboard/players/{player_id}", get(get_player))
+        .route("/leaderboard/history", get(get_history))
+        .with_state(state)
+}
+
+/// Rebuilds every enabled window's current board from the log up to `upto`.
+pub async fn rebuild(state: &LeaderboardState, upto: u64) -> Result<(), StoreError> {
+    let now = state.clock.now();
+    state.boards.clear_all();
+    for w in state.boards.windows() {
+        let period = state.boards.period(w, now);
+        let rows = state
+            .source
+            .xp_by_player(period.start, period.end, upto)
+            .await?;
+        state.boards.load(period, rows);
+    }
+    Ok(())
+}
+
+/// Rebuilds the boards, then applies the log to them until `shutdown`; rolls periods over
+/// every second.
+pub async fn run_worker(
+    state: LeaderboardState,
+    log: Arc<dyn EventLog>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let head = *log.committed().borrow();
+    rebuild(&state, head).await?;
+    tracing::info!(
+        upto = head,
+        "leaderboards rebuilt from the system of record"
+    );
+    let roller = tokio::spawn(roll_over_loop(state.clone(), shutdown.clone()));
+    let boards = state.boards.clone();
+    crate::pipeline::consume(CONSUMER, log, head, shutdown, move |batch| {
+        let boards = boards.clone();
+        async move {
+            let last = batch.last().map_or(0, |e| e.seq);
+            let mut late = 0u64;
+            for e in &batch {
+                late += boards.apply(&e.event.player_id, e.xp, e.received_at).len() as u64;
+            }
+            metrics::counter!("leaderboard_updates_total").increment(batch.len() as u64);
+            if late > 0 {
+                metrics::counter!("leaderboard_late_events_total").increment(late);
+            }
+            Ok(last)
+        }
+    })
+    .await;
+    roller.abort();
+    Ok(())
+}
+
+async fn roll_over_loop(state: LeaderboardState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = state.clock.now();
+        for finished in state.boards.roll_over(now - ROLLOVER_GRACE) {
+            // The archive is computed from the system of record, not the in-memory board:
+            // exact even for an event that reached the pipeline after the rollover.
+            if let Err(e) = archive_period(&state, &finished.period, now).await {
+                tracing::error!(window = finished.period.window.as_str(), period = %finished.period.id, error = %e, "archiving a period failed");
+            } else {
+                tracing::info!(window = finished.period.window.as_str(), period = %finished.period.id, "period archived");
+            }
+        }
+        if let Some(w) = state.boards.windows().first() {
+            metrics::gauge!("active_players_gauge").set(state.boards.total(*w, now) as f64);
+        }
+    }
+}
+
+async fn archive_period(
+    state: &LeaderboardState,
+    period: &Period,
+    now: DateTime<Utc>,
+) -> Result<ArchivedPeriod, StoreError> {
+    let mut rows = state
+        .source
+        .xp_by_player(period.start, period.end, u64::MAX)
+        .await?;
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let entries: Vec<ArchivedEntry> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (p, score))| ArchivedEntry {
+            rank: i as u64 + 1,
+            player_id: p.to_string(),
+            score,
+        })
+        .collect();
+    let archived = ArchivedPeriod {
+        window: period.window.as_str().to_string(),
+        period: period.id.clone(),
+        start: period.start,
+        end: period.end,
+        archived_at: now,
+        total: entries.len() as u64,
+        entries,
+    };
+    state.archive.put_period(&archived).await?;
+    Ok(archived)
+}
+
+type Params = HashMap<String, String>;
+
+fn window_param(state: &LeaderboardState, q: &Params) -> Result<Window, ApiError> {
+    let raw = q.get("window").map(String::as_str).unwrap_or("weekly");
+    let w = Window::parse(raw).ok_or_else(|| {
+        ApiError::invalid(
+            "window",
+            format!("window must be daily, weekly or seasonal, got {raw:?}"),
+        )
+    })?;
+    if !state.boards.is_enabled(w) {
+        return Err(ApiError::invalid(
+            "window",
+            format!("window {raw:?} is not enabled (LB_WINDOWS)"),
+        ));
+    }
+    Ok(w)
+}
+
+fn number_param(
+    q: &Params,
+    name: &str,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    name,
+                    format!("{name} must be an integer from {min} to {max}, got {v:?}"),
+                )
+            }),
+    }
+}
+
+fn entries_json(entries: &[Entry]) -> Value {
+    Value::Array(
+        entries
+            .iter()
+            .map(|e| json!({"rank": e.rank, "playerId": e.player_id.as_str(), "score": e.score}))
+            .collect(),
+    )
+}
+
+#[utoipa::path(get, path = "/leaderboard", tag = "leaderboard",
+    params(
+        ("window" = Option<String>, Query, description = "daily | weekly | seasonal (default weekly)"),
+        ("limit" = Option<usize>, Query, description = "1..LB_TOPN (default LB_TOPN)"),
+        ("offset" = Option<usize>, Query, description = ">= 0"),
+        ("players" = Option<String>, Query, description = "comma-separated playerIds: just those players with their ranks"),
+    ),
+    responses((status = 200, description = "{window, season, period, nextReset, updatedAt, total, entries: [{rank, playerId, score}]}"),
+              (status = 400, description = "bad parameter, named in error.field")))]
+pub async fn get_leaderboard(
+    State(s): State<LeaderboardState>,
+    Query(q): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let window = window_param(&s, &q)?;
+    let limit = number_param(&q, "limit", s.topn, 1, s.topn)?;
+    let offset = number_param(&q, "offset", 0, 0, usize::MAX)?;
+    let now = s.clock.now();
+    let season = s.boards.period(Window::Seasonal, now).id;
+    let page = s.boards.page(window, now, offset, limit);
+    let entries = match q.get("players") {
+        Some(list) => {
+            let players: Vec<PlayerId> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    PlayerId::parse(p)
+                        .map_err(|m| ApiError::invalid("players", format!("player {p:?}: {m}")))
+                })
+                .collect::<Result<_, _>>()?;
+            if players.len() > MAX_FRIENDS {
+                return Err(ApiError::invalid(
+                    "players",
+                    format!("at most {MAX_FRIENDS} players per request"),
+                ));
+            }
+            s.boards.entries_for(window, now, &players)
+        }
+        None => page.entries,
+    };
+    Ok(Json(json!({
+        "window": window.as_str(),
+        "season": season,
+        "period": page.period.id,
+        "nextReset": page.period.end,
+        "updatedAt": page.updated_at.unwrap_or(now),
+        "total": page.total,
+        "entries": entries_json(&entries),
+    })))
+}
+
+#[utoipa::path(get, path = "/leaderboard/players/{playerId}", tag = "leaderboard",
+    params(("playerId" = String, Path), ("window" = Option<String>, Query), ("around" = Option<usize>, Query, description = "entries above and below (default 0, max 50)")),
+    responses((status = 200, description = "{window, period, playerId, rank, score, entries}"), (status = 404, description = "no score in this period")))]
+pub async fn get_player(
+    State(s): State<LeaderboardState>,
+    Path(player): Path<String>,
+    Query(q): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let player = parse_player(&player)?;
+    let window = window_param(&s, &q)?;
+    let around = number_param(&q, "around", 0, 0, MAX_AROUND)?;
+    let now = s.clock.now();
+    let period = s.boards.period(window, now);
+    let not_found = || {
+        ApiError::not_found(format!(
+            "player {player} has no score in the {} period {}",
+            window.as_str(),
+            period.id
+        ))
+    };
+    let me = s
+        .boards
+        .rank_of(window, now, &player)
+        .ok_or_else(not_found)?;
+    let entries = s
+        .boards
+        .around(window, now, &player, around)
+        .ok_or_else(not_found)?;
+    Ok(Json(json!({
+        "window": window.as_str(),
+        "period": period.id,
+        "nextReset": period.end,
+        "playerId": player.as_str(),
+        "rank": me.rank,
+        "score": me.score,
+        "total": s.boards.total(window, now),
+        "entries": entries_json(&entries),
+    })))
+}
+
+#[utoipa::path(get, path = "/leaderboard/history", tag = "leaderboard",
+    params(("window" = Option<String>, Query), ("period" = String, Query, description = "an ended period id, e.g. 2026-11-21, 2026-W47, 2026-Q3"),
+           ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
+    responses((status = 200, description = "the archived final standings"), (status = 404, description = "the period has not ended or is unknown")))]
+pub async fn get_history(
+    State(s): State<LeaderboardState>,
+    Query(q): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let window = window_param(&s, &q)?;
+    let limit = number_param(&q, "limit", s.topn, 1, s.topn)?;
+    let offset = number_param(&q, "offset", 0, 0, usize::MAX)?;
+    let raw = q
+        .get("period")
+        .ok_or_else(|| ApiError::invalid("period", "period is required, e.g. period=2026-11-21"))?;
+    let calendar: &Calendar = s.boards.calendar();
+    let period = calendar.period_by_id(window, raw).ok_or_else(|| {
+        ApiError::invalid(
+            "period",
+            format!("{raw:?} is not a {} period id", window.as_str()),
+        )
+    })?;
+    let now = s.clock.now();
+    if period.end > now {
+        return Err(ApiError::not_found(format!(
+            "period {raw} has not ended yet; see GET /leaderboard"
+        )));
+    }
+    let archived = match s
+        .archive
+        .get_period(window.as_str(), &period.id)
+        .await
+        .map_err(ApiError::unavailable)?
+    {
+        Some(a) => a,
+        // Not archived (the server was down at the rollover): the log still knows.
+        None => archive_period(&s, &period, now)
+            .await
+            .map_err(ApiError::unavailable)?,
+    };
+    let entries: Vec<&ArchivedEntry> = archived.entries.iter().skip(offset).take(limit).collect();
+    Ok(Json(json!({
+        "window": archived.window,
+        "period": archived.period,
+        "start": archived.start,
+        "end": archived.end,
+        "archivedAt": archived.archived_at,
+        "total": archived.total,
+        "entries": entries,
+    })))
+}

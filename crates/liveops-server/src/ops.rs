@@ -1,0 +1,134 @@
+//! Operations endpoints (SPEC section 8): liveness, readiness, Prometheus metrics, the OpenAPI
+//! document, and the HTTP metrics middleware.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use liveops_store::EventLog;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use utoipa::OpenApi;
+
+#[derive(Clone)]
+pub struct OpsState {
+    pub log: Arc<dyn EventLog>,
+    /// `None` when `METRICS_ENABLED=false`.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "liveops",
+        description = "Game LiveOps backend: signed ingest, progression, leaderboards. See SPEC.md."
+    ),
+    paths(
+        crate::gateway::post_event,
+        crate::gateway::post_batch,
+        crate::progression::get_progress,
+        crate::progression::get_rewards,
+        crate::progression::claim_reward,
+        crate::progression::verify_receipt,
+        crate::leaderboard::get_leaderboard,
+        crate::leaderboard::get_player,
+        crate::leaderboard::get_history,
+        healthz,
+        readyz,
+        metrics_text,
+    )
+)]
+pub struct ApiDoc;
+
+pub fn router(state: OpsState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
+        .with_state(state)
+}
+
+/// The process-wide Prometheus recorder. `metrics` has one global recorder, so every
+/// application in the process (several in the test binary) shares it.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_requests_duration_seconds".into()),
+                    &buckets,
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(h) => h,
+                // Another recorder is installed (an embedding program): render ours unregistered.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "every backend answers"), (status = 503, description = "a backend is down")))]
+pub async fn readyz(State(s): State<OpsState>) -> Response {
+    match s.log.ping().await {
+        Ok(()) => Json(json!({"status": "ready", "checks": {"store": "ok"}})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "checks": {"store": e.to_string()}})),
+        )
+            .into_response(),
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics_text(State(s): State<OpsState>) -> Response {
+    match &s.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics are disabled (METRICS_ENABLED=false)\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Counts and times every request by method, route template and status.
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let labels = [("method", method), ("path", path), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_requests_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}

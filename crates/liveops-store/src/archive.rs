@@ -1,0 +1,109 @@
+//! Final standings of ended leaderboard periods (SPEC section 6, `GET /leaderboard/history`).
+//! The embedded archive is one JSON file per period under `DATA_DIR/archive`; object storage
+//! implements the same trait later.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// One archived standing row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchivedEntry {
+    pub rank: u64,
+    pub player_id: String,
+    pub score: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchivedPeriod {
+    pub window: String,
+    pub period: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub archived_at: DateTime<Utc>,
+    pub total: u64,
+    pub entries: Vec<ArchivedEntry>,
+}
+
+#[async_trait]
+pub trait Archive: Send + Sync + 'static {
+    /// Stores the standings of an ended period, replacing any earlier copy.
+    async fn put_period(&self, period: &ArchivedPeriod) -> Result<(), StoreError>;
+    async fn get_period(
+        &self,
+        window: &str,
+        period: &str,
+    ) -> Result<Option<ArchivedPeriod>, StoreError>;
+}
+
+/// Files under `root/leaderboards/<window>/<period>.json`, written atomically (temp + rename)
+/// so a crash never leaves half a file.
+pub struct FileArchive {
+    root: PathBuf,
+}
+
+impl FileArchive {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    fn path(&self, window: &str, period: &str) -> Option<PathBuf> {
+        // Window and period ids are validated upstream; refuse anything path-like anyway.
+        let safe = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        (safe(window) && safe(period)).then(|| {
+            self.root
+                .join("leaderboards")
+                .join(window)
+                .join(format!("{period}.json"))
+        })
+    }
+}
+
+#[async_trait]
+impl Archive for FileArchive {
+    async fn put_period(&self, p: &ArchivedPeriod) -> Result<(), StoreError> {
+        let path = self.path(&p.window, &p.period).ok_or_else(|| {
+            StoreError::Corrupt(format!("bad archive name {}/{}", p.window, p.period))
+        })?;
+        let body = serde_json::to_vec(p).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, body)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(())
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    async fn get_period(
+        &self,
+        window: &str,
+        period: &str,
+    ) -> Result<Option<ArchivedPeriod>, StoreError> {
+        let Some(path) = self.path(window, period) else {
+            return Ok(None);
+        };
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

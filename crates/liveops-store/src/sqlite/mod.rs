@@ -1,0 +1,560 @@
+//! The embedded system of record: one SQLite file in WAL mode.
+//!
+//! SQLite allows one writer at a time, so every write goes through one writer thread that owns
+//! the write connection. It takes whatever commands queued up while the previous commit was
+//! being fsynced and commits them in one transaction (group commit): under load, one fsync
+//! covers hundreds of events instead of one each, while an idle server still commits a lone
+//! event at once. Each command runs inside its own savepoint so one failing command does not
+//! take its neighbours down. Reads use a small pool of read connections, which WAL lets run
+//! alongside the writer.
+
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use liveops_domain::progression::Progress;
+use liveops_domain::signing::Receipt;
+use liveops_domain::{Event, EventId, EventType, PlayerId};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{
+    Appended, BoardSource, ClaimOutcome, EventLog, LoggedEvent, NewEvent, ProgressStore,
+    ReceiptMaker, RewardRecord, StoreError, StoredProgress,
+};
+
+/// The most commands one group commit takes, bounding the latency of the first one.
+const MAX_GROUP: usize = 2048;
+/// Commands waiting for the writer; senders wait when it is full (back-pressure).
+const QUEUE_DEPTH: usize = 16_384;
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum WriteCmd {
+    Append(Vec<NewEvent>, Reply<Vec<Appended>>),
+    Apply(String, Vec<LoggedEvent>, Reply<u64>),
+    Claim(PlayerId, String, ReceiptMaker, Reply<ClaimOutcome>),
+}
+
+/// SQLite-backed [`EventLog`], [`ProgressStore`] and [`BoardSource`]. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// The queue into the writer thread; the thread exits when the last clone is dropped.
+    writer: mpsc::Sender<WriteCmd>,
+    /// Idle read connections, opened on demand and returned after use.
+    readers: Arc<ReadPool>,
+    /// The highest committed `seq`, published by the writer after each commit.
+    committed: watch::Receiver<u64>,
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(c) = self.idle.lock().pop() {
+            return Ok(c);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.idle.lock();
+        if idle.len() < 16 {
+            idle.push(conn);
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/liveops.db`, migrates it and starts the writer thread.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("liveops.db");
+        let mut conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: the WAL is fsynced at every commit, so a 202 survives power loss, not only a
+        // process crash. Group commit keeps that to one fsync per batch.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&mut conn)?;
+        let head: i64 =
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+        let (head_tx, committed) = watch::channel(head as u64);
+        let (writer, rx) = mpsc::channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, head_tx))?;
+        Ok(Self {
+            writer,
+            readers: Arc::new(ReadPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+            committed,
+        })
+    }
+
+    async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> WriteCmd) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let out = f(&conn);
+            pool.put(conn);
+            out
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<WriteCmd>,
+    head_tx: watch::Sender<u64>,
+) {
+    let mut head = *head_tx.borrow();
+    while let Some(first) = rx.blocking_recv() {
+        let mut cmds = Vec::with_capacity(64);
+        cmds.push(first);
+        while cmds.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(c) => cmds.push(c),
+                Err(_) => break,
+            }
+        }
+        let mut done: Vec<Box<dyn FnOnce(Option<&str>)>> = Vec::with_capacity(cmds.len());
+        let mut new_head = head;
+        let outcome = (|| -> rusqlite::Result<()> {
+            let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for cmd in cmds.drain(..) {
+                let mut sp = tx.savepoint()?;
+                match cmd {
+                    WriteCmd::Append(events, reply) => {
+                        let r = append(&sp, &events);
+                        if let Ok(results) = &r {
+                            for a in results {
+                                if let Appended::New { seq } = a {
+                                    new_head = new_head.max(*seq);
+                                }
+                            }
+                        }
+                        done.push(finish(&mut sp, r, reply));
+                    }
+                    WriteCmd::Apply(consumer, events, reply) => {
+                        let r = apply(&sp, &consumer, &events);
+                        done.push(finish(&mut sp, r, reply));
+                    }
+                    WriteCmd::Claim(player, reward_id, make, reply) => {
+                        let r = claim(&sp, &player, &reward_id, make);
+                        done.push(finish(&mut sp, r, reply));
+                    }
+                }
+                sp.commit()?;
+            }
+            tx.commit()
+        })();
+        let failure = outcome.as_ref().err().map(|e| e.to_string());
+        if let Some(e) = &failure {
+            tracing::error!(error = %e, "sqlite group commit failed");
+        } else if new_head != head {
+            head = new_head;
+            head_tx.send_replace(head);
+        }
+        for d in done {
+            d(failure.as_deref());
+        }
+        // Commands the failed transaction never reached were dropped with their reply
+        // senders, so their callers see `StoreError::Closed` and answer 503.
+    }
+}
+
+/// Rolls the savepoint back on error and returns the reply to send once the whole transaction
+/// is committed (or failed): nobody hears "done" before the commit is durable.
+fn finish<T: Send + 'static>(
+    sp: &mut rusqlite::Savepoint<'_>,
+    r: Result<T, StoreError>,
+    reply: Reply<T>,
+) -> Box<dyn FnOnce(Option<&str>)> {
+    if r.is_err() {
+        // A failed rollback leaves the savepoint to be released with the transaction; the
+        // error is already reported to the caller.
+        let _ = sp.rollback();
+    }
+    Box::new(move |commit_error: Option<&str>| {
+        let r = match commit_error {
+            Some(e) => Err(StoreError::Database(e.to_string())),
+            None => r,
+        };
+        let _ = reply.send(r);
+    })
+}
+
+fn append(conn: &Connection, events: &[NewEvent]) -> Result<Vec<Appended>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO events (event_id, player_id, type, ts, received_at_ms, xp, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (event_id) DO NOTHING",
+    )?;
+    let mut out = Vec::with_capacity(events.len());
+    for ne in events {
+        let e = &ne.event;
+        let payload =
+            serde_json::to_string(&e.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let n = stmt.execute(params![
+            e.event_id.as_str(),
+            e.player_id.as_str(),
+            e.kind.event_type().as_str(),
+            e.ts,
+            ne.received_at.timestamp_millis(),
+            liveops_domain::progression::xp_for(&e.kind),
+            payload,
+        ])?;
+        out.push(if n == 1 {
+            Appended::New {
+                seq: conn.last_insert_rowid() as u64,
+            }
+        } else {
+            Appended::Duplicate
+        });
+    }
+    Ok(out)
+}
+
+fn cursor_of(conn: &Connection, consumer: &str) -> rusqlite::Result<u64> {
+    let seq: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM consumer_offsets WHERE consumer = ?1",
+            [consumer],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(seq.unwrap_or(0) as u64)
+}
+
+fn load_progress(conn: &Connection, player: &str) -> Result<Option<StoredProgress>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT xp, level, boss_kills, drops, updated_at_ms FROM player_progress WHERE player_id = ?1",
+        )?
+        .query_row([player], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((xp, level, boss_kills, drops, updated_at_ms)) = row else {
+        return Ok(None);
+    };
+    let corrupt =
+        |e: serde_json::Error| StoreError::Corrupt(format!("player_progress {player}: {e}"));
+    Ok(Some(StoredProgress {
+        progress: Progress {
+            xp,
+            level,
+            boss_kills: serde_json::from_str(&boss_kills).map_err(corrupt)?,
+            drops: serde_json::from_str(&drops).map_err(corrupt)?,
+        },
+        updated_at: ms_to_time(updated_at_ms),
+    }))
+}
+
+fn apply(conn: &Connection, consumer: &str, events: &[LoggedEvent]) -> Result<u64, StoreError> {
+    let start = cursor_of(conn, consumer)?;
+    let mut cursor = start;
+    let mut touched: HashMap<&str, StoredProgress> = HashMap::new();
+    let mut grant = conn.prepare_cached(
+        "INSERT INTO rewards (player_id, reward_id, item, level, granted_at_ms, event_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+    )?;
+    for le in events.iter().filter(|e| e.seq > start) {
+        let player = le.event.player_id.as_str();
+        if !touched.contains_key(player) {
+            let p = load_progress(conn, player)?.unwrap_or(StoredProgress {
+                progress: Progress::new(),
+                updated_at: le.received_at,
+            });
+            touched.insert(player, p);
+        }
+        // Cannot fail: inserted just above when absent.
+        let sp = touched.get_mut(player).expect("progress loaded above");
+        for reward in sp.progress.apply(&le.event) {
+            grant.execute(params![
+                player,
+                reward.reward_id,
+                reward.item,
+                reward.level,
+                le.received_at.timestamp_millis(),
+                le.event.event_id.as_str(),
+            ])?;
+        }
+        sp.updated_at = le.received_at;
+        cursor = le.seq;
+    }
+    let mut save = conn.prepare_cached(
+        "INSERT INTO player_progress (player_id, xp, level, boss_kills, drops, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (player_id) DO UPDATE SET xp = excluded.xp, level = excluded.level,
+           boss_kills = excluded.boss_kills, drops = excluded.drops, updated_at_ms = excluded.updated_at_ms",
+    )?;
+    for (player, sp) in &touched {
+        save.execute(params![
+            player,
+            sp.progress.xp,
+            sp.progress.level,
+            json(&sp.progress.boss_kills),
+            json(&sp.progress.drops),
+            sp.updated_at.timestamp_millis(),
+        ])?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO consumer_offsets (consumer, seq) VALUES (?1, ?2)
+         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+    )?
+    .execute(params![consumer, cursor as i64])?;
+    Ok(cursor)
+}
+
+/// JSON encoding of the progress sub-structures: maps and vectors of plain data, whose
+/// serialization cannot fail.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn load_receipt(conn: &Connection, receipt_id: &str) -> Result<Option<Receipt>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT receipt_id, player_id, item, sig, timestamp FROM receipts WHERE receipt_id = ?1")?
+        .query_row([receipt_id], |r| {
+            Ok(Receipt {
+                receipt_id: r.get(0)?,
+                player_id: r.get(1)?,
+                item: r.get(2)?,
+                sig: r.get(3)?,
+                timestamp: r.get(4)?,
+            })
+        })
+        .optional()?)
+}
+
+fn claim(
+    conn: &Connection,
+    player: &PlayerId,
+    reward_id: &str,
+    make: ReceiptMaker,
+) -> Result<ClaimOutcome, StoreError> {
+    let row: Option<(String, Option<String>)> = conn
+        .query_row(
+            "SELECT item, receipt_id FROM rewards WHERE player_id = ?1 AND reward_id = ?2",
+            params![player.as_str(), reward_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match row {
+        None => Ok(ClaimOutcome::NotEarned),
+        Some((_, Some(receipt_id))) => load_receipt(conn, &receipt_id)?
+            .map(ClaimOutcome::AlreadyClaimed)
+            .ok_or_else(|| StoreError::Corrupt(format!("receipt {receipt_id} missing"))),
+        Some((item, None)) => {
+            let receipt = make(&item);
+            conn.execute(
+                "INSERT INTO receipts (receipt_id, player_id, reward_id, item, sig, timestamp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    receipt.receipt_id,
+                    receipt.player_id,
+                    reward_id,
+                    receipt.item,
+                    receipt.sig,
+                    receipt.timestamp
+                ],
+            )?;
+            conn.execute(
+                "UPDATE rewards SET receipt_id = ?1 WHERE player_id = ?2 AND reward_id = ?3",
+                params![receipt.receipt_id, player.as_str(), reward_id],
+            )?;
+            Ok(ClaimOutcome::Claimed(receipt))
+        }
+    }
+}
+
+fn ms_to_time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn row_to_logged(r: &rusqlite::Row<'_>) -> Result<LoggedEvent, StoreError> {
+    let seq: i64 = r.get(0)?;
+    let corrupt = |what: String| StoreError::Corrupt(format!("event seq {seq}: {what}"));
+    let event_id = EventId::parse(r.get::<_, String>(1)?).map_err(corrupt)?;
+    let player_id = PlayerId::parse(r.get::<_, String>(2)?).map_err(corrupt)?;
+    let type_str: String = r.get(3)?;
+    let event_type =
+        EventType::parse(&type_str).ok_or_else(|| corrupt(format!("unknown type {type_str}")))?;
+    let payload: String = r.get(7)?;
+    let payload = serde_json::from_str(&payload).map_err(|e| corrupt(e.to_string()))?;
+    let event = Event::from_stored(event_id, player_id, r.get(4)?, event_type, payload)
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(LoggedEvent {
+        seq: seq as u64,
+        event,
+        received_at: ms_to_time(r.get(5)?),
+        xp: r.get(6)?,
+    })
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
+        self.write(|reply| WriteCmd::Append(events, reply)).await
+    }
+
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, event_id, player_id, type, ts, received_at_ms, xp, payload
+                 FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![after as i64, limit as i64])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(row_to_logged(r)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.writer.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl ProgressStore for SqliteStore {
+    async fn apply_events(
+        &self,
+        consumer: &str,
+        events: Vec<LoggedEvent>,
+    ) -> Result<u64, StoreError> {
+        let consumer = consumer.to_string();
+        self.write(|reply| WriteCmd::Apply(consumer, events, reply))
+            .await
+    }
+
+    async fn cursor(&self, consumer: &str) -> Result<u64, StoreError> {
+        let consumer = consumer.to_string();
+        self.read(move |conn| Ok(cursor_of(conn, &consumer)?)).await
+    }
+
+    async fn progress(&self, player: &PlayerId) -> Result<Option<StoredProgress>, StoreError> {
+        let player = player.clone();
+        self.read(move |conn| load_progress(conn, player.as_str()))
+            .await
+    }
+
+    async fn rewards(&self, player: &PlayerId) -> Result<Vec<RewardRecord>, StoreError> {
+        let player = player.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT reward_id, item, level, granted_at_ms, event_id, receipt_id FROM rewards
+                 WHERE player_id = ?1 ORDER BY level, reward_id",
+            )?;
+            let rows = stmt.query_map([player.as_str()], |r| {
+                Ok(RewardRecord {
+                    reward_id: r.get(0)?,
+                    item: r.get(1)?,
+                    level: r.get(2)?,
+                    granted_at: ms_to_time(r.get(3)?),
+                    event_id: r.get(4)?,
+                    receipt_id: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        player: &PlayerId,
+        reward_id: &str,
+        make: ReceiptMaker,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let (player, reward_id) = (player.clone(), reward_id.to_string());
+        self.write(|reply| WriteCmd::Claim(player, reward_id, make, reply))
+            .await
+    }
+
+    async fn receipt(&self, receipt_id: &str) -> Result<Option<Receipt>, StoreError> {
+        let id = receipt_id.to_string();
+        self.read(move |conn| load_receipt(conn, &id)).await
+    }
+}
+
+#[async_trait]
+impl BoardSource for SqliteStore {
+    async fn xp_by_player(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        upto: u64,
+    ) -> Result<Vec<(PlayerId, i64)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT player_id, TOTAL(xp) FROM events
+                 WHERE received_at_ms >= ?1 AND received_at_ms < ?2 AND seq <= ?3
+                 GROUP BY player_id",
+            )?;
+            let mut rows = stmt.query(params![
+                from.timestamp_millis(),
+                to.timestamp_millis(),
+                upto as i64
+            ])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let p: String = r.get(0)?;
+                let player = PlayerId::parse(p).map_err(StoreError::Corrupt)?;
+                // TOTAL (a float) rather than SUM, which raises on overflow: sums stay exact up
+                // to 2^53 and saturate beyond instead of failing the rebuild.
+                out.push((player, r.get::<_, f64>(1)? as i64));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -1,0 +1,68 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`. Append new steps; never edit
+//! a released one.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the event log, progression, rewards, receipts, consumer cursors.
+    r#"
+    -- AUTOINCREMENT so a sequence number is never reused, even after the newest event is erased:
+    -- consumers' cursors depend on it.
+    CREATE TABLE events (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id       TEXT NOT NULL UNIQUE,
+        player_id      TEXT NOT NULL,
+        type           TEXT NOT NULL,
+        ts             INTEGER NOT NULL,
+        received_at_ms INTEGER NOT NULL,
+        xp             INTEGER NOT NULL,
+        payload        TEXT NOT NULL
+    );
+    CREATE INDEX events_received_at ON events (received_at_ms);
+
+    CREATE TABLE player_progress (
+        player_id     TEXT PRIMARY KEY,
+        xp            INTEGER NOT NULL,
+        level         INTEGER NOT NULL,
+        boss_kills    TEXT NOT NULL,
+        drops         TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+
+    CREATE TABLE rewards (
+        player_id     TEXT NOT NULL,
+        reward_id     TEXT NOT NULL,
+        item          TEXT NOT NULL,
+        level         INTEGER NOT NULL,
+        granted_at_ms INTEGER NOT NULL,
+        event_id      TEXT NOT NULL,
+        receipt_id    TEXT,
+        PRIMARY KEY (player_id, reward_id)
+    );
+
+    CREATE TABLE receipts (
+        receipt_id TEXT PRIMARY KEY,
+        player_id  TEXT NOT NULL,
+        reward_id  TEXT NOT NULL,
+        item       TEXT NOT NULL,
+        sig        TEXT NOT NULL,
+        timestamp  INTEGER NOT NULL
+    );
+
+    CREATE TABLE consumer_offsets (
+        consumer TEXT PRIMARY KEY,
+        seq      INTEGER NOT NULL
+    );
+    "#,
+];
+
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

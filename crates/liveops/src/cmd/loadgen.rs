@@ -1,0 +1,170 @@
+//! `liveops loadgen`: signed load against a server on this machine (SPEC section 9).
+//!
+//! - [`options`]: the flags and the resolved [`options::Plan`] (loopback only, always bounded).
+//! - [`payload`]: event bodies and signed requests written into reused buffers.
+//! - [`http`]: a minimal keep-alive HTTP/1.1 connection, cheap per request.
+//! - [`worker`]: the open-loop scheduler and the per-connection workers.
+//! - [`report`]: counters, percentiles, the table, `--json` and hints.
+//!
+//! The generator shares the machine with the server, so every microsecond it spends per request
+//! is taken from the server: bodies are written by hand, signed with a pre-keyed MAC, sent with
+//! one write on a kept-alive connection, and only error and batch answers are parsed.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use liveops_client::Signer;
+use tokio::time::Instant;
+
+mod http;
+mod options;
+mod payload;
+mod report;
+mod worker;
+
+pub use options::Args;
+use options::{Bound, Plan};
+use payload::{EventWriter, RequestWriter};
+use report::{Report, Stats};
+use worker::Shared;
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let plan = Arc::new(Plan::from_args(&args)?);
+    let secret = args.key.resolve()?;
+    let signer = Signer::new(&secret.secret);
+    // Unique per run, so event ids never repeat across runs (a repeat would be answered 208).
+    let run_id = format!("{:08x}", rand::random::<u32>());
+
+    let conns =
+        futures::future::join_all((0..plan.concurrency).map(|_| http::Conn::connect(plan.addr)))
+            .await;
+    let connected = conns.iter().filter(|c| c.is_ok()).count();
+    if connected == 0 {
+        let err = conns
+            .into_iter()
+            .find_map(Result::err)
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        bail!(
+            "could not connect to {} ({err}): is the server running (liveops serve with RATE_LIMIT_MAX=0)?",
+            plan.addr
+        );
+    }
+
+    let shared = Shared::new();
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let shared = shared.clone();
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Ordering::Relaxed);
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+
+    let start = Instant::now();
+    let workers: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, conn)| {
+            let events = EventWriter::new(
+                &run_id,
+                plan.players,
+                plan.mix.clone(),
+                rand::random::<u64>() ^ i as u64,
+            );
+            let writer =
+                RequestWriter::new(&plan, signer.clone(), secret.key_id.as_deref(), events);
+            tokio::spawn(worker::run_worker(
+                plan.clone(),
+                shared.clone(),
+                writer,
+                conn.ok(),
+                start,
+            ))
+        })
+        .collect();
+
+    let progress = (!plan.json && std::io::stderr().is_terminal())
+        .then(|| spawn_progress(&plan, shared.clone(), start));
+
+    let mut stats = Stats::default();
+    for w in workers {
+        stats.merge(&w.await?);
+    }
+    let elapsed = start.elapsed();
+    if let Some((bar, task)) = progress {
+        task.abort();
+        bar.finish_and_clear();
+    }
+
+    let report = Report {
+        plan: &plan,
+        stats: &stats,
+        elapsed,
+        secret_source: &secret.source,
+        interrupted: interrupted.load(Ordering::Relaxed),
+    };
+    if plan.json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+    } else {
+        print!("{}", report.human());
+    }
+    Ok(())
+}
+
+/// A bar on stderr, redrawn ten times a second from the shared counters: events for --count
+/// runs, time for --duration runs.
+fn spawn_progress(
+    plan: &Plan,
+    shared: Arc<Shared>,
+    start: Instant,
+) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+    let (len, by_time) = match plan.bound {
+        Bound::Requests { events, .. } => (events, false),
+        Bound::Duration(d) => (d.as_millis() as u64, true),
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let template = if by_time {
+        "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg}"
+    } else {
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    let task = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let (mut last_events, mut last_at) = (0u64, Instant::now());
+            loop {
+                tick.tick().await;
+                let events = shared.done_events.load(Ordering::Relaxed);
+                let bad = shared.bad_events.load(Ordering::Relaxed);
+                let now = Instant::now();
+                let rate = (events - last_events) as f64
+                    / now.duration_since(last_at).as_secs_f64().max(1e-3);
+                (last_events, last_at) = (events, now);
+                bar.set_position(if by_time {
+                    ((now - start).as_millis() as u64).min(len)
+                } else {
+                    events
+                });
+                bar.set_message(format!(
+                    "{} events, {:.0}/s, {} not 2xx",
+                    report::fmt_count(events),
+                    rate,
+                    report::fmt_count(bad)
+                ));
+            }
+        })
+    };
+    (bar, task)
+}

@@ -1,0 +1,649 @@
+//! What a run measured ([`Stats`], one per worker, merged at the end) and how it is shown: the
+//! human table, the `--json` object, and hints for the usual misconfigurations.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::http::TransportError;
+use super::options::{Pace, Plan};
+
+/// Latencies are kept in microseconds, from 1 us to 10 minutes, with 3 significant digits.
+const HIST_MAX_US: u64 = 600_000_000;
+
+/// What one worker saw. Merged into one at the end of the run.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Request latency in microseconds (from the due time when paced).
+    pub latency: Histogram<u64>,
+    /// Requests that got an answer or a transport error.
+    pub requests: u64,
+    /// Events in those requests.
+    pub events: u64,
+    /// Events by outcome: the request's status for single events, each result's for batches.
+    /// A short list searched linearly: a run sees a handful of distinct outcomes.
+    pub outcomes: Vec<(u16, Option<String>, u64)>,
+    /// Batch requests by HTTP status (empty for single events).
+    pub batch_statuses: BTreeMap<u16, u64>,
+    /// Requests without an answer, by kind.
+    pub transport: BTreeMap<TransportError, u64>,
+    /// Events in requests that failed in transport.
+    pub transport_events: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            // Bounds are constants that hdrhistogram accepts.
+            latency: Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds"),
+            requests: 0,
+            events: 0,
+            outcomes: Vec::new(),
+            batch_statuses: BTreeMap::new(),
+            transport: BTreeMap::new(),
+            transport_events: 0,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody<'a> {
+    #[serde(borrow)]
+    error: Option<ErrorInner<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorInner<'a> {
+    #[serde(borrow)]
+    code: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct BatchBody<'a> {
+    #[serde(borrow)]
+    results: Vec<BatchResult<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BatchResult<'a> {
+    status: u16,
+    #[serde(borrow)]
+    error: Option<ErrorInner<'a>>,
+}
+
+impl Stats {
+    pub fn record_latency(&mut self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.latency.saturating_record(us);
+    }
+
+    fn count(&mut self, status: u16, code: Option<&str>, n: u64) {
+        if let Some(entry) = self
+            .outcomes
+            .iter_mut()
+            .find(|(s, c, _)| *s == status && c.as_deref() == code)
+        {
+            entry.2 += n;
+        } else {
+            self.outcomes.push((status, code.map(str::to_string), n));
+        }
+    }
+
+    /// Records an answer to a request carrying `events` events. Success bodies of single events
+    /// are not parsed (that is the hot path); error bodies are, for their `error.code`; batch
+    /// answers are, for each event's own status.
+    pub fn record_answer(&mut self, batch: bool, events: u32, status: u16, body: &[u8]) {
+        self.requests += 1;
+        self.events += u64::from(events);
+        if batch {
+            *self.batch_statuses.entry(status).or_default() += 1;
+            if status == 200 {
+                if let Ok(parsed) = serde_json::from_slice::<BatchBody<'_>>(body) {
+                    let mut seen = 0u64;
+                    for r in &parsed.results {
+                        let code = r.error.as_ref().and_then(|e| e.code.as_deref());
+                        self.count(r.status, code, 1);
+                        seen += 1;
+                    }
+                    if seen < u64::from(events) {
+                        self.count(200, Some("missing_result"), u64::from(events) - seen);
+                    }
+                    return;
+                }
+                self.count(200, Some("unreadable_batch_answer"), u64::from(events));
+                return;
+            }
+        }
+        if (200..300).contains(&status) {
+            self.count(status, None, u64::from(events));
+        } else {
+            let parsed = serde_json::from_slice::<ErrorBody<'_>>(body).ok();
+            let code = parsed
+                .as_ref()
+                .and_then(|b| b.error.as_ref())
+                .and_then(|e| e.code.as_deref());
+            self.count(status, code, u64::from(events));
+        }
+    }
+
+    pub fn record_transport(&mut self, kind: TransportError, events: u32) {
+        self.requests += 1;
+        self.events += u64::from(events);
+        self.transport_events += u64::from(events);
+        *self.transport.entry(kind).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: &Stats) {
+        // Both histograms share bounds, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+        self.requests += other.requests;
+        self.events += other.events;
+        for (s, c, n) in &other.outcomes {
+            self.count(*s, c.as_deref(), *n);
+        }
+        for (s, n) in &other.batch_statuses {
+            *self.batch_statuses.entry(*s).or_default() += n;
+        }
+        for (k, n) in &other.transport {
+            *self.transport.entry(*k).or_default() += n;
+        }
+        self.transport_events += other.transport_events;
+    }
+
+    /// Events answered 2xx.
+    pub fn ok_events(&self) -> u64 {
+        self.outcomes
+            .iter()
+            .filter(|(s, c, _)| (200..300).contains(s) && c.is_none())
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    fn events_with(&self, status: u16, code: &str) -> u64 {
+        self.outcomes
+            .iter()
+            .filter(|(s, c, _)| *s == status && c.as_deref() == Some(code))
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    fn events_with_status(&self, status: u16) -> u64 {
+        self.outcomes
+            .iter()
+            .filter(|(s, _, _)| *s == status)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    /// Outcomes, most frequent first.
+    pub fn sorted_outcomes(&self) -> Vec<(u16, Option<&str>, u64)> {
+        let mut v: Vec<_> = self
+            .outcomes
+            .iter()
+            .map(|(s, c, n)| (*s, c.as_deref(), *n))
+            .collect();
+        v.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+        v
+    }
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles {
+                p50: 0,
+                p90: 0,
+                p95: 0,
+                p99: 0,
+                p999: 0,
+                max: 0,
+                mean: 0.0,
+            };
+        }
+        Percentiles {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p95: h.value_at_quantile(0.95),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
+/// The figures of a finished run.
+pub struct Report<'a> {
+    pub plan: &'a Plan,
+    pub stats: &'a Stats,
+    /// From the first due time to the last answer.
+    pub elapsed: Duration,
+    /// Where the secret came from, for the 401 hint.
+    pub secret_source: &'a str,
+    /// Whether the run was cut short by Ctrl-C.
+    pub interrupted: bool,
+}
+
+fn per_sec(n: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// `850us`, `12.34ms`, `1.20s`.
+pub fn fmt_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}us")
+    } else if us < 1_000_000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn fmt_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        200 => "ok",
+        202 => "accepted",
+        208 => "duplicate",
+        400 => "bad request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not found",
+        409 => "conflict",
+        413 => "too large",
+        415 => "unsupported media type",
+        429 => "too many requests",
+        500 => "internal server error",
+        503 => "unavailable",
+        _ => "",
+    }
+}
+
+impl Report<'_> {
+    fn mode(&self) -> String {
+        match self.plan.pace {
+            Pace::Rate { .. } => format!(
+                "open loop at {} events/s over {} connections",
+                fmt_count(self.plan.rate.unwrap_or_default().round() as u64),
+                self.plan.concurrency
+            ),
+            Pace::FlatOut => format!("flat out, {} connections", self.plan.concurrency),
+        }
+    }
+
+    /// Advice for the usual misconfigurations, judged on event outcomes.
+    pub fn hints(&self) -> Vec<String> {
+        let s = self.stats;
+        let total = s.events.max(1);
+        let mut hints = Vec::new();
+        let share = |n: u64| n as f64 / total as f64;
+        if share(s.events_with(429, "rate_limited")) > 0.5 {
+            hints.push(
+                "most answers were 429 rate_limited: the server applies its per-IP limit \
+                 (RATE_LIMIT_MAX, default 50 per minute); run it with RATE_LIMIT_MAX=0 for load tests"
+                    .to_string(),
+            );
+        }
+        if share(s.events_with(429, "player_flooding")) > 0.1 {
+            hints.push(format!(
+                "many answers were 429 player_flooding: each of the {} players gets about {:.0} events/s, \
+                 over the server's FLOOD_MAX_PER_SEC (default 10); raise --players or FLOOD_MAX_PER_SEC",
+                self.plan.players,
+                per_sec(s.events, self.elapsed) / f64::from(self.plan.players)
+            ));
+        }
+        if share(s.events_with_status(401)) > 0.5 {
+            hints.push(format!(
+                "most answers were 401: the signing secret (from {}) is not the server's; \
+                 set HMAC_SECRET (or --key-id with HMAC_KEYS, or DATA_DIR) to match it",
+                self.secret_source
+            ));
+        }
+        if share(s.events_with(403, "player_blocked")) > 0.1 {
+            hints.push(
+                "many players are blocked (403 player_blocked): fairness blocked them, or an operator did; \
+                 wait BLOCK_SEC or unblock them"
+                    .to_string(),
+            );
+        }
+        let connect = s
+            .transport
+            .get(&TransportError::Connect)
+            .copied()
+            .unwrap_or(0);
+        if s.requests > 0 && connect == s.requests {
+            hints.push(format!(
+                "could not connect to {}: is the server running (liveops serve) on that port?",
+                self.plan.addr
+            ));
+        }
+        if let (Pace::Rate { .. }, Some(rate)) = (self.plan.pace, self.plan.rate) {
+            let achieved = per_sec(s.events, self.elapsed);
+            if !self.interrupted && achieved < rate * 0.9 && s.requests > 10 {
+                hints.push(format!(
+                    "the target of {} events/s was not reached ({} events/s): the server is saturated \
+                     or --concurrency {} is too small for its latency; the percentiles include the backlog",
+                    fmt_count(rate as u64),
+                    fmt_count(achieved as u64),
+                    self.plan.concurrency
+                ));
+            }
+        }
+        hints
+    }
+
+    pub fn human(&self) -> String {
+        let s = self.stats;
+        let p = Percentiles::of(&s.latency);
+        let secs = self.elapsed;
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| {
+            out.push_str(&format!("  {k:<12}{v}\n"));
+        };
+        let header = format!(
+            "liveops loadgen: POST {}{} ({}), {} players{}{}\n",
+            self.plan.host,
+            self.plan.path,
+            self.mode(),
+            fmt_count(u64::from(self.plan.players)),
+            if self.plan.batch {
+                format!(", {} events per request", self.plan.batch_size)
+            } else {
+                String::new()
+            },
+            if self.interrupted {
+                ", interrupted"
+            } else {
+                ""
+            },
+        );
+        line(
+            "requests",
+            format!(
+                "{} ({:.0}/s)",
+                fmt_count(s.requests),
+                per_sec(s.requests, secs)
+            ),
+        );
+        line(
+            "events",
+            format!(
+                "{} sent, {:.0}/s; {} answered 2xx, {:.0}/s",
+                fmt_count(s.events),
+                per_sec(s.events, secs),
+                fmt_count(s.ok_events()),
+                per_sec(s.ok_events(), secs)
+            ),
+        );
+        line("elapsed", format!("{:.2}s", secs.as_secs_f64()));
+        line(
+            "latency",
+            format!(
+                "p50 {}  p95 {}  p99 {}  p99.9 {}  max {}  (mean {})",
+                fmt_us(p.p50),
+                fmt_us(p.p95),
+                fmt_us(p.p99),
+                fmt_us(p.p999),
+                fmt_us(p.max),
+                fmt_us(p.mean.round() as u64)
+            ),
+        );
+        let mut first = true;
+        for (status, code, n) in s.sorted_outcomes() {
+            let what = code.unwrap_or_else(|| status_text(status));
+            line(
+                if first { "outcomes" } else { "" },
+                format!("{status} {what:<24}{:>12}", fmt_count(n)),
+            );
+            first = false;
+        }
+        if self.plan.batch && !s.batch_statuses.is_empty() {
+            let v: Vec<String> = s
+                .batch_statuses
+                .iter()
+                .map(|(st, n)| format!("{st}: {}", fmt_count(*n)))
+                .collect();
+            line("batch HTTP", v.join(", "));
+        }
+        if !s.transport.is_empty() {
+            let v: Vec<String> = s
+                .transport
+                .iter()
+                .map(|(k, n)| format!("{} {}", k.as_str(), fmt_count(*n)))
+                .collect();
+            line("no answer", v.join(", "));
+        }
+        let mut text = header + &out;
+        for h in self.hints() {
+            text.push_str(&format!("hint: {h}\n"));
+        }
+        text
+    }
+
+    pub fn json(&self) -> Value {
+        let s = self.stats;
+        let p = Percentiles::of(&s.latency);
+        let mut statuses = BTreeMap::<String, u64>::new();
+        for (st, _, n) in &s.outcomes {
+            *statuses.entry(st.to_string()).or_default() += n;
+        }
+        let errors: Vec<Value> = s
+            .sorted_outcomes()
+            .into_iter()
+            .filter(|(st, code, _)| code.is_some() || !(200..300).contains(st))
+            .map(|(st, code, n)| json!({"status": st, "code": code, "count": n}))
+            .collect();
+        let transport: BTreeMap<&str, u64> =
+            s.transport.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        let batch_statuses: BTreeMap<String, u64> = s
+            .batch_statuses
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect();
+        json!({
+            "url": self.plan.url,
+            "path": self.plan.path,
+            "mode": match self.plan.pace { Pace::Rate { .. } => "rate", Pace::FlatOut => "flat" },
+            "targetRate": self.plan.rate,
+            "concurrency": self.plan.concurrency,
+            "batch": if self.plan.batch { Some(self.plan.batch_size) } else { None },
+            "players": self.plan.players,
+            "mix": self.plan.mix.describe(),
+            "interrupted": self.interrupted,
+            "requests": s.requests,
+            "events": s.events,
+            "okEvents": s.ok_events(),
+            "elapsedSecs": self.elapsed.as_secs_f64(),
+            "requestsPerSec": per_sec(s.requests, self.elapsed),
+            "eventsPerSec": per_sec(s.events, self.elapsed),
+            "okEventsPerSec": per_sec(s.ok_events(), self.elapsed),
+            "latencyUs": {
+                "p50": p.p50, "p90": p.p90, "p95": p.p95, "p99": p.p99, "p999": p.p999,
+                "max": p.max, "mean": p.mean,
+            },
+            "statuses": statuses,
+            "errors": errors,
+            "batchStatuses": batch_statuses,
+            "transportErrors": transport,
+            "hints": self.hints(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::loadgen::options::{Bound, Mix};
+
+    fn plan(batch: bool) -> Plan {
+        Plan {
+            url: "http://127.0.0.1:8080".into(),
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            host: "127.0.0.1:8080".into(),
+            path: if batch { "/events/batch" } else { "/events" }.into(),
+            pace: Pace::FlatOut,
+            rate: None,
+            concurrency: 8,
+            bound: Bound::Duration(Duration::from_secs(1)),
+            players: 1000,
+            batch_size: if batch { 3 } else { 1 },
+            batch,
+            mix: Mix::parse("progression").unwrap(),
+            timestamp: false,
+            timeout: Duration::from_secs(1),
+            json: false,
+        }
+    }
+
+    #[test]
+    fn percentiles_of_a_uniform_distribution() {
+        let mut s = Stats::default();
+        for us in 1..=10_000u64 {
+            s.record_latency(Duration::from_micros(us));
+        }
+        let p = Percentiles::of(&s.latency);
+        // hdrhistogram keeps 3 significant digits: within 0.1%.
+        let close =
+            |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.001 + 1.0;
+        assert!(close(p.p50, 5_000), "{p:?}");
+        assert!(close(p.p95, 9_500), "{p:?}");
+        assert!(close(p.p99, 9_900), "{p:?}");
+        assert!(close(p.p999, 9_990), "{p:?}");
+        assert!(close(p.max, 10_000), "{p:?}");
+        assert!((p.mean - 5_000.5).abs() < 10.0, "{p:?}");
+        assert_eq!(Percentiles::of(&Stats::default().latency).max, 0);
+    }
+
+    #[test]
+    fn merged_stats_add_up() {
+        let mut a = Stats::default();
+        a.record_latency(Duration::from_micros(100));
+        a.record_answer(false, 1, 202, b"{}");
+        a.record_answer(
+            false,
+            1,
+            429,
+            br#"{"error":{"code":"rate_limited","message":"x"}}"#,
+        );
+        let mut b = Stats::default();
+        b.record_latency(Duration::from_millis(5));
+        b.record_answer(false, 1, 429, br#"{"error":{"code":"rate_limited"}}"#);
+        b.record_answer(false, 1, 500, b"oops");
+        b.record_transport(TransportError::Timeout, 1);
+        a.merge(&b);
+        assert_eq!(a.requests, 5);
+        assert_eq!(a.events, 5);
+        assert_eq!(a.ok_events(), 1);
+        assert_eq!(a.events_with(429, "rate_limited"), 2);
+        assert_eq!(a.sorted_outcomes()[0], (429, Some("rate_limited"), 2));
+        assert_eq!(a.transport[&TransportError::Timeout], 1);
+        assert_eq!(a.latency.len(), 2);
+    }
+
+    #[test]
+    fn batch_answers_count_each_event() {
+        let mut s = Stats::default();
+        s.record_answer(
+            true,
+            3,
+            200,
+            br#"{"results":[{"index":0,"status":202,"eventId":"a"},
+                {"index":1,"status":429,"error":{"code":"player_flooding","message":"m"}},
+                {"index":2,"status":208,"eventId":"c"}]}"#,
+        );
+        s.record_answer(true, 3, 401, br#"{"error":{"code":"invalid_signature"}}"#);
+        assert_eq!(s.events, 6);
+        assert_eq!(s.ok_events(), 2);
+        assert_eq!(s.events_with(429, "player_flooding"), 1);
+        assert_eq!(s.events_with(401, "invalid_signature"), 3);
+        assert_eq!(s.batch_statuses[&200], 1);
+    }
+
+    #[test]
+    fn human_report_shows_figures_breakdown_and_hints() {
+        let mut s = Stats::default();
+        for _ in 0..9 {
+            s.record_latency(Duration::from_micros(800));
+            s.record_answer(false, 1, 429, br#"{"error":{"code":"rate_limited"}}"#);
+        }
+        s.record_latency(Duration::from_millis(12));
+        s.record_answer(false, 1, 202, b"{}");
+        s.record_transport(TransportError::Connect, 1);
+        let p = plan(false);
+        let r = Report {
+            plan: &p,
+            stats: &s,
+            elapsed: Duration::from_secs(2),
+            secret_source: "HMAC_SECRET",
+            interrupted: false,
+        };
+        let text = r.human();
+        assert!(text.contains("requests    11 (6/s)"), "{text}");
+        assert!(text.contains("1 answered 2xx"), "{text}");
+        assert!(text.contains("429 rate_limited"), "{text}");
+        assert!(text.contains("202 accepted"), "{text}");
+        assert!(text.contains("max 12.00ms"), "{text}");
+        assert!(text.contains("p50 800us"), "{text}");
+        assert!(text.contains("no answer   connect 1"), "{text}");
+        assert!(
+            text.contains("hint: most answers were 429 rate_limited"),
+            "{text}"
+        );
+        assert!(text.contains("RATE_LIMIT_MAX=0"), "{text}");
+
+        let j = r.json();
+        assert_eq!(j["requests"], 11);
+        assert_eq!(j["okEvents"], 1);
+        assert_eq!(j["statuses"]["429"], 9);
+        assert_eq!(j["errors"][0]["code"], "rate_limited");
+        assert_eq!(j["transportErrors"]["connect"], 1);
+        assert_eq!(j["latencyUs"]["p50"], 800);
+        assert_eq!(j["mode"], "flat");
+        assert_eq!(j["eventsPerSec"], 5.5);
+    }
+
+    #[test]
+    fn number_formatting() {
+        assert_eq!(fmt_count(0), "0");
+        assert_eq!(fmt_count(999), "999");
+        assert_eq!(fmt_count(1000), "1,000");
+        assert_eq!(fmt_count(1234567), "1,234,567");
+        assert_eq!(fmt_us(999), "999us");
+        assert_eq!(fmt_us(1500), "1.50ms");
+        assert_eq!(fmt_us(2_500_000), "2.50s");
+    }
+}

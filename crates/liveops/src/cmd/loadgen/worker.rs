@@ -1,0 +1,185 @@
+//! The scheduler and the workers.
+//!
+//! Every worker owns one connection and one request in flight. Requests are numbered; a worker
+//! claims the next number from a shared counter when it is free, so the numbers (and the event
+//! ids and players derived from them) are handed out in order without a channel.
+//!
+//! Paced (`--rate`): request `i` is due at `start + i / rate`. A free worker claims `i`, sleeps
+//! until it is due and sends it; the latency is measured from the due time, not from the send.
+//! When every connection is busy the due times keep passing, and that backlog shows up as
+//! latency: a stalled server cannot make the generator politely wait (coordinated omission).
+//! Flat out: a worker sends its next request as soon as it has the answer, and the latency is
+//! the round trip.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::http::{Conn, TransportError};
+use super::options::{Bound, Pace, Plan};
+use super::payload::RequestWriter;
+use super::report::Stats;
+
+/// Tokio timers have millisecond resolution; a request due within this margin is sent at once
+/// rather than after a sleep that could overshoot by a millisecond. Its latency then counts from
+/// the actual send, so sending early never flatters the figures.
+const SEND_EARLY: Duration = Duration::from_millis(1);
+/// Pause after a failed connect, so a server that is down is not hammered with SYNs.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
+
+/// State shared by the workers, the progress bar and the Ctrl-C handler.
+pub struct Shared {
+    /// The next request number to claim.
+    next: AtomicU64,
+    /// Set by Ctrl-C: workers stop claiming.
+    pub stop: AtomicBool,
+    /// Events in answered requests (any status), for the progress bar.
+    pub done_events: AtomicU64,
+    /// Events not answered 2xx (refused or failed), for the progress bar.
+    pub bad_events: AtomicU64,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Shared> {
+        Arc::new(Shared {
+            next: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            done_events: AtomicU64::new(0),
+            bad_events: AtomicU64::new(0),
+        })
+    }
+}
+
+/// When request `index` is due, for a paced run.
+pub fn due_time(start: Instant, index: u64, requests_per_sec: f64) -> Instant {
+    start + Duration::from_secs_f64(index as f64 / requests_per_sec)
+}
+
+/// Runs one worker until the run's bound is reached; returns what it saw. `conn` is opened
+/// before the start so that connecting does not count as the first requests' latency.
+pub async fn run_worker(
+    plan: Arc<Plan>,
+    shared: Arc<Shared>,
+    mut writer: RequestWriter,
+    mut conn: Option<Conn>,
+    start: Instant,
+) -> Stats {
+    let mut stats = Stats::default();
+    let mut request = Vec::with_capacity(8 * 1024);
+    let end = match plan.bound {
+        Bound::Duration(d) => Some(start + d),
+        Bound::Requests { .. } => None,
+    };
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let index = shared.next.fetch_add(1, Ordering::Relaxed);
+        if let Bound::Requests { requests, .. } = plan.bound {
+            if index >= requests {
+                break;
+            }
+        }
+        let due = match plan.pace {
+            Pace::Rate { requests_per_sec } => {
+                let due = due_time(start, index, requests_per_sec);
+                if end.is_some_and(|end| due >= end) {
+                    break;
+                }
+                if due > Instant::now() + SEND_EARLY {
+                    tokio::time::sleep_until(due - SEND_EARLY).await;
+                }
+                Some(due)
+            }
+            Pace::FlatOut => {
+                if end.is_some_and(|end| Instant::now() >= end) {
+                    break;
+                }
+                None
+            }
+        };
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let n_events = plan.events_in_request(index);
+        let first_seq = index * u64::from(plan.batch_size);
+        writer.write_request(plan.batch, first_seq, n_events, &mut request);
+
+        if conn.is_none() {
+            match Conn::connect(plan.addr).await {
+                Ok(c) => conn = Some(c),
+                Err(_) => {
+                    stats.record_transport(TransportError::Connect, n_events);
+                    shared
+                        .done_events
+                        .fetch_add(u64::from(n_events), Ordering::Relaxed);
+                    shared
+                        .bad_events
+                        .fetch_add(u64::from(n_events), Ordering::Relaxed);
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+
+        let sent = Instant::now();
+        // Latency counts from the due time when late, from the send when (slightly) early.
+        let from = due.map_or(sent, |due| due.min(sent));
+        let outcome = tokio::time::timeout(plan.timeout, c.round_trip(&request)).await;
+        let done = Instant::now();
+        let ok = match outcome {
+            Ok(Ok(resp)) => {
+                stats.record_latency(done - from);
+                stats.record_answer(plan.batch, n_events, resp.status, resp.body);
+                // Approximate for batches (a 200 may refuse some events): only the bar reads it.
+                if plan.batch {
+                    resp.status == 200
+                } else {
+                    (200..300).contains(&resp.status)
+                }
+            }
+            Ok(Err(kind)) => {
+                stats.record_transport(kind, n_events);
+                conn = None;
+                false
+            }
+            Err(_elapsed) => {
+                stats.record_transport(TransportError::Timeout, n_events);
+                conn = None;
+                false
+            }
+        };
+        if conn.as_ref().is_some_and(|c| !c.reusable) {
+            conn = None;
+        }
+        shared
+            .done_events
+            .fetch_add(u64::from(n_events), Ordering::Relaxed);
+        if !ok {
+            shared
+                .bad_events
+                .fetch_add(u64::from(n_events), Ordering::Relaxed);
+        }
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_times_are_evenly_spaced_from_the_start() {
+        let start = Instant::now();
+        assert_eq!(due_time(start, 0, 1000.0), start);
+        assert_eq!(due_time(start, 1, 1000.0), start + Duration::from_millis(1));
+        assert_eq!(
+            due_time(start, 2500, 1000.0),
+            start + Duration::from_millis(2500)
+        );
+        assert_eq!(due_time(start, 3, 0.5), start + Duration::from_secs(6));
+    }
+}

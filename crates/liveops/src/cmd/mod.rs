@@ -1,0 +1,4 @@
+pub mod loadgen;
+pub mod send;
+pub mod serve;
+pub mod sign;

@@ -1,0 +1,85 @@
+//! `liveops serve [--role R]`: runs the server until SIGTERM / Ctrl-C, then drains and exits.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use liveops_domain::SystemClock;
+use liveops_server::config::{Config, SecretSource};
+use liveops_server::{Application, RawConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    All,
+    Gateway,
+    Fairness,
+    Progression,
+    Leaderboard,
+    Web,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run one role (split deployment); needs the scale-out backends.
+    #[arg(long, value_enum, default_value = "all")]
+    role: Role,
+    #[command(flatten)]
+    config: RawConfig,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.role != Role::All {
+        anyhow::bail!(
+            "--role {:?} needs the scale-out backends: set DB_URL (PostgreSQL), REDIS_URL and BUS_KIND=nats with BUS_CONN; \
+             on the embedded defaults run `liveops serve` (all roles in one process)",
+            args.role
+        );
+    }
+    let cfg = Config::from_raw(args.config).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    liveops_server::telemetry::init(&cfg.log_level);
+    match &cfg.secret_source {
+        SecretSource::Generated(path) => eprintln!(
+            "liveops: no HMAC_SECRET set; generated a dev secret into {} (sign with it, or set HMAC_SECRET):\n  {}",
+            path.display(),
+            String::from_utf8_lossy(cfg.hmac_secret.expose())
+        ),
+        SecretSource::File(path) => eprintln!("liveops: using the dev HMAC secret in {}", path.display()),
+        SecretSource::Env => {}
+    }
+    let app = Application::build(cfg.clone(), Arc::new(SystemClock)).await?;
+    tracing::info!(service = "liveops", port = app.port(), bind = %cfg.bind_addr, data_dir = %cfg.data_dir.display(), "listening");
+    eprintln!(
+        "liveops: listening on http://{}:{}",
+        cfg.bind_addr,
+        app.port()
+    );
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received; draining");
+        signal.cancel();
+    });
+    app.run_until_stopped(shutdown).await.context("server")
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
