@@ -102,6 +102,7 @@ impl Application {
             .merge(crate::progression::router(progression))
             .merge(crate::leaderboard::router(leaderboards.clone()))
             .merge(crate::ops::router(ops))
+            .layer(axum::middleware::from_fn(crate::error::json_errors))
             .layer(axum::middleware::from_fn(crate::ops::track_http))
             // A panic in a handler becomes a 500 for that request, never a dead connection
             // task left unanswered.

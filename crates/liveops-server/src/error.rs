@@ -172,3 +172,60 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// Makes every error answer JSON, including the ones axum produces itself (no route: 404,
+/// wrong method: 405, an undecodable path or query: 400, a caught panic: 500), whose bodies
+/// are plain text. Handler errors are already JSON and pass through untouched.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
+    let text = match axum::body::to_bytes(resp.into_body(), 16 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such route".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorCode::InvalidRequest,
+            "method not allowed on this route".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ErrorCode::PayloadTooLarge,
+            "the body is too large".to_string(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (ErrorCode::UnsupportedMediaType, text),
+        s if s.is_server_error() => {
+            tracing::error!(status = s.as_u16(), body = %text, "internal error");
+            (ErrorCode::Internal, "internal error".to_string())
+        }
+        _ => (
+            ErrorCode::InvalidRequest,
+            if text.is_empty() {
+                "invalid request".into()
+            } else {
+                text
+            },
+        ),
+    };
+    let mut out = (
+        status,
+        Json(serde_json::json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response();
+    if let Some(v) = retry_after {
+        out.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    out
+}

@@ -543,7 +543,7 @@ impl BoardSource for SqliteStore {
             let mut rows = stmt.query(params![
                 from.timestamp_millis(),
                 to.timestamp_millis(),
-                upto as i64
+                upto.min(i64::MAX as u64) as i64
             ])?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {

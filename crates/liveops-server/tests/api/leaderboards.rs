@@ -1,0 +1,221 @@
+//! SPEC section 6: ordering, ties, paging, friends, around-me, periods and rollover.
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn ids(body: &Value) -> Vec<(String, i64)> {
+    body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["playerId"].as_str().unwrap().to_string(),
+                e["score"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn seed(app: &TestApp, scores: &[(&str, i64)]) {
+    for (i, (p, s)) in scores.iter().enumerate() {
+        assert_eq!(
+            app.post(&progression(&format!("seed-{i}"), p, *s))
+                .await
+                .status,
+            202
+        );
+    }
+    let n = scores.len();
+    app.eventually("/leaderboard?window=daily", |r| r.body["total"] == n)
+        .await;
+}
+
+#[tokio::test]
+async fn ranks_by_score_then_player_id_ascending() {
+    let app = spawn_app().await;
+    seed(
+        &app,
+        &[("carol", 50), ("alice", 100), ("bob", 100), ("dave", 10)],
+    )
+    .await;
+    for window in ["daily", "weekly", "seasonal"] {
+        let r = app.get(&format!("/leaderboard?window={window}")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            ids(&r.body),
+            vec![
+                ("alice".into(), 100),
+                ("bob".into(), 100),
+                ("carol".into(), 50),
+                ("dave".into(), 10)
+            ],
+            "{window}"
+        );
+        let ranks: Vec<_> = r.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["rank"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ranks, vec![1, 2, 3, 4]);
+        assert_eq!(r.body["window"], window);
+        assert!(r.body["nextReset"].is_string() && r.body["updatedAt"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn score_is_the_xp_gained_in_the_period() {
+    let app = spawn_app().await;
+    app.post(&progression("s-1", "player_sc", 100)).await;
+    app.post(&boss_kill("s-2", "player_sc", "orc", 40)).await;
+    app.post(&drop_claimed("s-3", "player_sc", 0.5)).await;
+    let r = app
+        .eventually("/leaderboard/players/player_sc?window=seasonal", |r| {
+            r.status == 200 && r.body["score"] == 190
+        })
+        .await;
+    assert_eq!(r.body["rank"], 1);
+}
+
+#[tokio::test]
+async fn paging_with_limit_and_offset_reports_the_total() {
+    let app = spawn_app().await;
+    let scores: Vec<(String, i64)> = (0..12).map(|i| (format!("pg_{i:02}"), 100 - i)).collect();
+    let refs: Vec<(&str, i64)> = scores.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+    seed(&app, &refs).await;
+    let r = app.get("/leaderboard?window=daily&limit=5&offset=5").await;
+    assert_eq!(r.body["total"], 12);
+    let page = ids(&r.body);
+    assert_eq!(page.len(), 5);
+    assert_eq!(page[0].0, "pg_05");
+    assert_eq!(r.body["entries"][0]["rank"], 6);
+    let r = app.get("/leaderboard?window=daily&limit=5&offset=10").await;
+    assert_eq!(ids(&r.body).len(), 2);
+    let r = app.get("/leaderboard?window=daily&limit=0").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"]["field"], "limit");
+    let r = app.get("/leaderboard?window=daily&limit=101").await;
+    assert_eq!(r.status, 400, "limit is capped at LB_TOPN");
+    let r = app.get("/leaderboard?window=hourly").await;
+    assert_eq!(r.body["error"]["field"], "window");
+}
+
+#[tokio::test]
+async fn players_filter_returns_just_those_players_with_their_ranks() {
+    let app = spawn_app().await;
+    seed(&app, &[("fra", 30), ("frb", 20), ("frc", 10)]).await;
+    let r = app
+        .get("/leaderboard?window=weekly&players=frc,fra,nobody")
+        .await;
+    assert_eq!(r.status, 200);
+    let e = r.body["entries"].as_array().unwrap();
+    assert_eq!(e.len(), 2);
+    assert_eq!(
+        (e[0]["playerId"].as_str(), e[0]["rank"].as_u64()),
+        (Some("fra"), Some(1))
+    );
+    assert_eq!(
+        (e[1]["playerId"].as_str(), e[1]["rank"].as_u64()),
+        (Some("frc"), Some(3))
+    );
+}
+
+#[tokio::test]
+async fn around_me_returns_neighbours_and_404_without_a_score() {
+    let app = spawn_app().await;
+    let scores: Vec<(String, i64)> = (0..10)
+        .map(|i| (format!("ar_{i}"), 1000 - i * 10))
+        .collect();
+    let refs: Vec<(&str, i64)> = scores.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+    seed(&app, &refs).await;
+    let r = app
+        .get("/leaderboard/players/ar_5?window=daily&around=2")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["rank"], 6);
+    assert_eq!(r.body["score"], 950);
+    let around: Vec<String> = ids(&r.body).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(around, vec!["ar_3", "ar_4", "ar_5", "ar_6", "ar_7"]);
+    let top = app
+        .get("/leaderboard/players/ar_0?window=daily&around=2")
+        .await;
+    assert_eq!(ids(&top.body).len(), 3, "clamped at the top");
+    let r = app
+        .get("/leaderboard/players/not_ranked?window=daily")
+        .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn period_ids_follow_the_calendar() {
+    let app = spawn_at(at(2026, 11, 22, 10)).await;
+    let daily = app.get("/leaderboard?window=daily").await.body;
+    assert_eq!(daily["period"], "2026-11-22");
+    assert_eq!(daily["nextReset"], "2026-11-23T00:00:00Z");
+    assert_eq!(
+        app.get("/leaderboard?window=weekly").await.body["period"],
+        "2026-W47"
+    );
+    assert_eq!(
+        app.get("/leaderboard?window=seasonal").await.body["period"],
+        "2026-Q4"
+    );
+    assert_eq!(daily["season"], "2026-Q4");
+}
+
+#[tokio::test]
+async fn daily_board_rolls_over_at_midnight_and_the_old_one_is_archived() {
+    let app = spawn_at(at(2026, 11, 22, 23)).await;
+    seed(&app, &[("night_owl", 70), ("early_bird", 30)]).await;
+    // Midnight passes: the new day starts empty, the week and season keep their scores.
+    app.clock().advance(chrono::Duration::hours(2));
+    let r = app
+        .eventually("/leaderboard?window=daily", |r| {
+            r.body["period"] == "2026-11-23"
+        })
+        .await;
+    assert_eq!(r.body["total"], 0);
+    let s = app.get("/leaderboard?window=seasonal").await.body;
+    assert_eq!(s["total"], 2, "{s}");
+    app.post(&progression("new-day", "early_bird", 5)).await;
+    app.eventually("/leaderboard?window=daily", |r| r.body["total"] == 1)
+        .await;
+    let history = app
+        .eventually("/leaderboard/history?window=daily&period=2026-11-22", |r| {
+            r.status == 200
+        })
+        .await;
+    assert_eq!(history.body["total"], 2, "{}", history.body);
+    assert_eq!(
+        ids(&history.body),
+        vec![("night_owl".into(), 70), ("early_bird".into(), 30)]
+    );
+    let r = app
+        .get("/leaderboard/history?window=daily&period=2026-11-23")
+        .await;
+    assert_eq!(r.status, 404, "the current period is not history yet");
+    let r = app
+        .get("/leaderboard/history?window=daily&period=yesterday")
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn boards_are_rebuilt_exactly_after_a_restart() {
+    let app = spawn_app().await;
+    seed(&app, &[("rb_a", 10), ("rb_b", 20), ("rb_c", 20)]).await;
+    let before = app.get("/leaderboard?window=weekly").await.body;
+    let dir = app.stop().await;
+    let app = spawn_with(Options {
+        data_dir: Some(dir),
+        ..Options::default()
+    })
+    .await;
+    let after = app
+        .eventually("/leaderboard?window=weekly", |r| r.body["total"] == 3)
+        .await
+        .body;
+    assert_eq!(ids(&before), ids(&after));
+}

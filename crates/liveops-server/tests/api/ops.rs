@@ -1,0 +1,55 @@
+//! SPEC section 8 operations endpoints.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.status, 200);
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["checks"]["store"], "ok");
+}
+
+#[tokio::test]
+async fn metrics_expose_the_spec_names() {
+    let app = spawn_app().await;
+    app.post(&progression("m-1", "player_m", 5)).await;
+    app.wait_for_xp("player_m", 5).await;
+    app.eventually("/leaderboard?window=daily", |r| r.body["total"] == 1)
+        .await;
+    let text = app.get("/metrics").await.text;
+    for name in [
+        "http_requests_total",
+        "http_requests_duration_seconds",
+        "events_processed_total",
+        "leaderboard_updates_total",
+        "pipeline_lag_events",
+        "database_connections_active",
+        "redis_operations_total",
+    ] {
+        assert!(text.contains(name), "/metrics lacks {name}");
+    }
+}
+
+#[tokio::test]
+async fn openapi_document_lists_the_endpoints() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json").await.body;
+    for path in [
+        "/events",
+        "/events/batch",
+        "/players/{playerId}/progress",
+        "/rewards/claim",
+        "/leaderboard",
+        "/healthz",
+    ] {
+        assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/nope").await.status, 404);
+}
