@@ -91,7 +91,8 @@ impl Receipt {
             self.timestamp,
         );
         let valid = verify_request(secret, msg.as_bytes(), None, &self.sig);
-        let expired = now_secs - self.timestamp > RECEIPT_VALIDITY_SECS;
+        // Saturating: a client-supplied timestamp can be any i64.
+        let expired = now_secs.saturating_sub(self.timestamp) > RECEIPT_VALIDITY_SECS;
         (valid, expired)
     }
 }
@@ -123,5 +124,8 @@ mod tests {
         let mut forged = r.clone();
         forged.item = "chest_rare".into();
         assert_eq!(forged.verify(s, 1000).0, false);
+        let mut extreme = r.clone();
+        extreme.timestamp = i64::MIN;
+        assert_eq!(extreme.verify(s, 1000), (false, true));
     }
 }

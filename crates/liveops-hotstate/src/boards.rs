@@ -221,9 +221,24 @@ impl MemoryLeaderboards {
         let Some(slot) = self.slot(period.window) else {
             return;
         };
-        // Build outside the lock: a rebuild must not stall readers.
+        // Reuse the name allocations of the windows already loaded (a rebuild loads them one
+        // after the other): with a million players that is tens of MiB per window. The other
+        // windows' read locks are taken per row, so their writers never wait on a whole build,
+        // and this board is built before taking its own lock, so its readers do not either.
+        let others: Vec<&Slot> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|s| s.window != period.window)
+            .collect();
+        let index = BoardIndex::from_rows_shared(rows, |name| {
+            others.iter().find_map(|slot| {
+                let state = slot.boards.read();
+                state.boards.values().find_map(|b| b.index.name(name))
+            })
+        });
         let board = Board {
-            index: BoardIndex::from_rows(rows),
+            index,
             period,
             updated_at: None,
         };
@@ -592,6 +607,30 @@ mod tests {
                 .map(|e| e.rank),
             Some(1)
         );
+    }
+
+    /// The memory figures rely on one name allocation per player, not one per board.
+    #[test]
+    fn boards_of_all_windows_share_a_players_name() {
+        let now = utc("2026-11-22T10:00:00Z");
+        let name_in = |boards: &MemoryLeaderboards, window: Window| {
+            let slot = boards.slot(window).expect("enabled");
+            let state = slot.boards.read();
+            state.board_at(now).and_then(|b| b.index.name("alice"))
+        };
+        let applied = all_windows();
+        applied.apply(&p("alice"), 1, now);
+        let loaded = all_windows();
+        for window in Window::ALL {
+            loaded.load(loaded.period(window, now), vec![(p("alice"), 1)]);
+        }
+        for boards in [&applied, &loaded] {
+            let names: Vec<Arc<str>> = Window::ALL
+                .into_iter()
+                .map(|w| name_in(boards, w).expect("alice is on every board"))
+                .collect();
+            assert!(Arc::ptr_eq(&names[0], &names[1]) && Arc::ptr_eq(&names[1], &names[2]));
+        }
     }
 
     #[test]

@@ -102,11 +102,11 @@ impl Application {
             .merge(crate::progression::router(progression))
             .merge(crate::leaderboard::router(leaderboards.clone()))
             .merge(crate::ops::router(ops))
+            // Innermost: a panic in a handler becomes a 500 for that request (never a dead
+            // connection task), which `json_errors` then turns into a JSON error.
+            .layer(tower_http::catch_panic::CatchPanicLayer::new())
             .layer(axum::middleware::from_fn(crate::error::json_errors))
-            .layer(axum::middleware::from_fn(crate::ops::track_http))
-            // A panic in a handler becomes a 500 for that request, never a dead connection
-            // task left unanswered.
-            .layer(tower_http::catch_panic::CatchPanicLayer::new());
+            .layer(axum::middleware::from_fn(crate::ops::track_http));
         let addr = SocketAddr::new(cfg.bind_addr, cfg.port);
         let listener = TcpListener::bind(addr)
             .await

@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (all roles on one port by default).
-    Serve(cmd::serve::Args),
+    Serve(Box<cmd::serve::Args>),
     /// Sign an event file (or - for stdin) and send it; print the answer.
     Send(cmd::send::Args),
     /// Print the signature headers for an event file, for use with curl.
@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Serve(args) => cmd::serve::run(*args).await,
             Command::Send(args) => cmd::send::run(args).await,
             Command::Sign(args) => cmd::sign::run(args).await,
             Command::Loadgen(args) => cmd::loadgen::run(args).await,

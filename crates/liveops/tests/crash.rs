@@ -350,9 +350,16 @@ async fn resend_all(client: &Client, ledger: &Arc<Mutex<Ledger>>, cycle: usize) 
     (total, unknown)
 }
 
-/// What the server says about every player: progress `xp` and seasonal score (full board,
-/// paged). `None` = 404 (no progress / not on the board).
-async fn observe(client: &Client) -> Result<(Vec<Option<u64>>, HashMap<String, u64>), String> {
+/// What the server says about every player.
+#[derive(PartialEq)]
+struct Observed {
+    /// Progress `xp` by player index; `None` = 404 (no progress).
+    xp: Vec<Option<u64>>,
+    /// The full seasonal board, read page by page: playerId -> score.
+    board: HashMap<String, u64>,
+}
+
+async fn observe(client: &Client) -> Result<Observed, String> {
     let mut xp = Vec::with_capacity(PLAYERS);
     for p in 0..PLAYERS {
         let r = client
@@ -403,11 +410,12 @@ async fn observe(client: &Client) -> Result<(Vec<Option<u64>>, HashMap<String, u
             break;
         }
     }
-    Ok((xp, board))
+    Ok(Observed { xp, board })
 }
 
 /// The differences between what the server shows and what was committed.
-fn mismatches(expected: &[u64], xp: &[Option<u64>], board: &HashMap<String, u64>) -> Vec<String> {
+fn mismatches(expected: &[u64], seen: &Observed) -> Vec<String> {
+    let Observed { xp, board } = seen;
     let mut out = Vec::new();
     for (p, &want) in expected.iter().enumerate() {
         let id = player_id(p);
@@ -499,7 +507,7 @@ async fn acknowledged_events_survive_sigkill_exactly_once() {
     // Wait for the pipeline to apply everything; give up early if nothing moves for 3 s while
     // the numbers are still wrong (an overcount never heals).
     let deadline = Instant::now() + CATCH_UP;
-    let mut last: Option<(Vec<Option<u64>>, HashMap<String, u64>)> = None;
+    let mut last: Option<Observed> = None;
     let mut unchanged_since = Instant::now();
     let problems = loop {
         let seen = observe(&server.client).await.unwrap_or_else(|e| {
@@ -508,7 +516,7 @@ async fn acknowledged_events_survive_sigkill_exactly_once() {
                 server.log_tail()
             )
         });
-        let problems = mismatches(&expected, &seen.0, &seen.1);
+        let problems = mismatches(&expected, &seen);
         if problems.is_empty() {
             break problems;
         }

@@ -34,6 +34,8 @@ const MAX_GROUP: usize = 2048;
 const QUEUE_DEPTH: usize = 16_384;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+/// Sends a command's answer once the group's commit succeeded (`None`) or failed.
+type Done = Box<dyn FnOnce(Option<&str>)>;
 
 enum WriteCmd {
     Append(Vec<NewEvent>, Reply<Vec<Appended>>),
@@ -147,7 +149,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let mut done: Vec<Box<dyn FnOnce(Option<&str>)>> = Vec::with_capacity(cmds.len());
+        let mut done: Vec<Done> = Vec::with_capacity(cmds.len());
         let mut new_head = head;
         let outcome = (|| -> rusqlite::Result<()> {
             let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -199,7 +201,7 @@ fn finish<T: Send + 'static>(
     sp: &mut rusqlite::Savepoint<'_>,
     r: Result<T, StoreError>,
     reply: Reply<T>,
-) -> Box<dyn FnOnce(Option<&str>)> {
+) -> Done {
     if r.is_err() {
         // A failed rollback leaves the savepoint to be released with the transaction; the
         // error is already reported to the caller.

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use liveops_client::Signer;
 use tokio::time::Instant;
@@ -39,22 +39,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Unique per run, so event ids never repeat across runs (a repeat would be answered 208).
     let run_id = format!("{:08x}", rand::random::<u32>());
 
-    let conns =
-        futures::future::join_all((0..plan.concurrency).map(|_| http::Conn::connect(plan.addr)))
-            .await;
-    let connected = conns.iter().filter(|c| c.is_ok()).count();
-    if connected == 0 {
-        let err = conns
-            .into_iter()
-            .find_map(Result::err)
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        bail!(
-            "could not connect to {} ({err}): is the server running (liveops serve with RATE_LIMIT_MAX=0)?",
-            plan.addr
-        );
-    }
-
     let shared = Shared::new();
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
@@ -68,35 +52,63 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
 
+    // Connections are spread over the generator threads; each gets its own request writer.
+    let mut per_thread: Vec<Vec<RequestWriter>> = (0..plan.threads).map(|_| Vec::new()).collect();
+    for i in 0..plan.concurrency {
+        let events = EventWriter::new(
+            &run_id,
+            plan.players,
+            plan.mix.clone(),
+            rand::random::<u64>() ^ u64::from(i),
+        );
+        per_thread[(i % plan.threads) as usize].push(RequestWriter::new(
+            &plan,
+            signer.clone(),
+            secret.key_id.as_deref(),
+            events,
+        ));
+    }
+    let mut threads = Vec::new();
+    for (i, writers) in per_thread.into_iter().enumerate() {
+        threads.push(worker::spawn_thread(
+            i as u32,
+            plan.clone(),
+            shared.clone(),
+            writers,
+        )?);
+    }
+
+    // Every connection is opened before the clock starts, so connecting is not latency.
+    let (mut connected, mut first_error) = (0, None);
+    for t in &mut threads {
+        if let Ok(ready) = (&mut t.ready).await {
+            connected += ready.connected;
+            first_error = first_error.or(ready.first_error);
+        }
+    }
+    if connected == 0 {
+        // Dropping the start senders ends the threads.
+        drop(threads);
+        bail!(
+            "could not connect to {} ({}): is the server running (liveops serve, with RATE_LIMIT_MAX=0 for load tests)?",
+            plan.addr,
+            first_error.unwrap_or_else(|| "no connection opened".into())
+        );
+    }
+
     let start = Instant::now();
-    let workers: Vec<_> = conns
-        .into_iter()
-        .enumerate()
-        .map(|(i, conn)| {
-            let events = EventWriter::new(
-                &run_id,
-                plan.players,
-                plan.mix.clone(),
-                rand::random::<u64>() ^ i as u64,
-            );
-            let writer =
-                RequestWriter::new(&plan, signer.clone(), secret.key_id.as_deref(), events);
-            tokio::spawn(worker::run_worker(
-                plan.clone(),
-                shared.clone(),
-                writer,
-                conn.ok(),
-                start,
-            ))
-        })
-        .collect();
+    let mut done = Vec::new();
+    for t in threads {
+        let _ = t.start.send(start);
+        done.push(t.done);
+    }
 
     let progress = (!plan.json && std::io::stderr().is_terminal())
         .then(|| spawn_progress(&plan, shared.clone(), start));
 
     let mut stats = Stats::default();
-    for w in workers {
-        stats.merge(&w.await?);
+    for d in done {
+        stats.merge(&d.await.context("a generator thread died")?);
     }
     let elapsed = start.elapsed();
     if let Some((bar, task)) = progress {
@@ -158,9 +170,9 @@ fn spawn_progress(
                     events
                 });
                 bar.set_message(format!(
-                    "{} events, {:.0}/s, {} not 2xx",
+                    "{} events, {}/s, {} not 2xx",
                     report::fmt_count(events),
-                    rate,
+                    report::fmt_rate(rate),
                     report::fmt_count(bad)
                 ));
             }

@@ -115,8 +115,7 @@ pub enum DataArg<'a> {
 /// strip newlines and break the MAC).
 pub fn curl_command(url: &str, headers: &[(String, String)], data: DataArg<'_>) -> String {
     let mut parts = vec![
-        "curl -sS -i -X POST".to_string(),
-        shell_quote(url),
+        format!("curl -sS -i -X POST {}", shell_quote(url)),
         format!("-H {}", shell_quote("Content-Type: application/json")),
     ];
     for (k, v) in headers {

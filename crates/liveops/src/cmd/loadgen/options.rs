@@ -27,6 +27,10 @@ pub struct Args {
     /// closed-loop workers when flat out.
     #[arg(long, short = 'c', default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
+    /// Generator threads, each with its own single-threaded runtime. One is cheapest per request
+    /// and leaves the other cores to the server; add more if the generator thread saturates.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
     /// How long to send (e.g. 500ms, 10s, 2m); the default when --count is not given is 10s.
     #[arg(long, value_parser = parse_duration, conflicts_with = "count")]
     pub duration: Option<Duration>,
@@ -190,6 +194,8 @@ pub struct Plan {
     /// Target events per second, when paced.
     pub rate: Option<f64>,
     pub concurrency: u32,
+    /// Generator threads (never more than connections).
+    pub threads: u32,
     pub bound: Bound,
     pub players: u32,
     /// Events per request (1 for single events).
@@ -233,6 +239,7 @@ impl Plan {
             pace,
             rate: args.rate,
             concurrency: args.concurrency,
+            threads: args.threads.min(args.concurrency),
             bound,
             players: args.players,
             batch_size,

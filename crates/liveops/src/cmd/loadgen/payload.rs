@@ -221,6 +221,7 @@ mod tests {
             pace: Pace::FlatOut,
             rate: None,
             concurrency: 1,
+            threads: 1,
             bound: Bound::Duration(Duration::from_secs(1)),
             players: 5,
             batch_size: 1,
