@@ -505,6 +505,81 @@ fn parse_instant(s: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct P {
+        #[command(flatten)]
+        raw: RawConfig,
+    }
+
+    fn raw(args: &[&str], dir: &std::path::Path) -> RawConfig {
+        let mut argv = vec!["liveops", "--data-dir", dir.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        P::try_parse_from(argv).expect("flags parse").raw
+    }
+
+    #[test]
+    fn prod_refuses_to_start_without_a_long_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Config::from_raw(raw(&["--env", "prod"], dir.path())).unwrap_err();
+        assert_eq!(e.var, "HMAC_SECRET");
+        let e = Config::from_raw(raw(
+            &["--env", "prod", "--hmac-secret", "short"],
+            dir.path(),
+        ))
+        .unwrap_err();
+        assert_eq!(e.var, "HMAC_SECRET");
+        let ok = Config::from_raw(raw(
+            &["--env", "prod", "--hmac-secret", &"s".repeat(32)],
+            dir.path(),
+        ));
+        assert!(ok.is_ok());
+        assert!(
+            !dir.path().join("hmac_secret").exists(),
+            "prod never generates a secret"
+        );
+    }
+
+    #[test]
+    fn dev_generates_a_secret_once_and_reuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Config::from_raw(raw(&[], dir.path())).unwrap();
+        assert!(matches!(first.secret_source, SecretSource::Generated(_)));
+        assert!(first.hmac_secret.expose().len() >= 32);
+        let second = Config::from_raw(raw(&[], dir.path())).unwrap();
+        assert!(matches!(second.secret_source, SecretSource::File(_)));
+        assert_eq!(first.hmac_secret, second.hmac_secret);
+        assert_eq!(format!("{:?}", first.hmac_secret), "Secret(***)");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "s".repeat(32);
+        let cases: &[(&[&str], &str)] = &[
+            (&["--lb-windows", "daily,hourly"], "LB_WINDOWS"),
+            (&["--lb-timezone", "Mars/Olympus"], "LB_TIMEZONE"),
+            (&["--idemp-ttl", "forever"], "IDEMP_TTL"),
+            (&["--trusted-proxies", "not-an-ip"], "TRUSTED_PROXIES"),
+            (&["--lb-topn", "0"], "LB_TOPN"),
+            (&["--season-id", "s1"], "SEASON_ID"),
+            (&["--redis-url", "redis://127.0.0.1"], "REDIS_URL"),
+        ];
+        for (args, var) in cases {
+            let mut a = vec!["--hmac-secret", secret.as_str()];
+            a.extend_from_slice(args);
+            let e = Config::from_raw(raw(&a, dir.path())).unwrap_err();
+            assert_eq!(e.var, *var, "{args:?}");
+            assert!(e.to_string().starts_with(var), "{e}");
+        }
+        // Numbers that do not parse are refused by clap, whose message names the variable too.
+        let err = P::try_parse_from(["liveops", "--port", "eighty"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("PORT"), "{err}");
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -26,6 +26,12 @@ enum Command {
     Sign(cmd::sign::Args),
     /// Generate signed load against a running server and report throughput and latency.
     Loadgen(cmd::loadgen::Args),
+    /// Apply the store's schema migrations and exit.
+    Migrate(Box<cmd::migrate::Args>),
+    /// Rebuild the current leaderboards from the system of record and print them.
+    Rebuild(Box<cmd::rebuild::Args>),
+    /// Check a reward receipt's signature and age.
+    VerifyReceipt(cmd::verify_receipt::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +45,9 @@ fn main() -> anyhow::Result<()> {
             Command::Send(args) => cmd::send::run(args).await,
             Command::Sign(args) => cmd::sign::run(args).await,
             Command::Loadgen(args) => cmd::loadgen::run(args).await,
+            Command::Migrate(args) => cmd::migrate::run(*args).await,
+            Command::Rebuild(args) => cmd::rebuild::run(*args).await,
+            Command::VerifyReceipt(args) => cmd::verify_receipt::run(args).await,
         }
     })
 }

@@ -1,4 +1,7 @@
 pub mod loadgen;
+pub mod migrate;
+pub mod rebuild;
 pub mod send;
 pub mod serve;
 pub mod sign;
+pub mod verify_receipt;

@@ -1,0 +1,49 @@
+//! `liveops rebuild`: rebuilds the leaderboards of the current periods from the system of
+//! record and prints their standings. A running server does the same at every start-up; on
+//! the embedded defaults the boards live in the server's memory, so this command is the
+//! offline check that the log and a restarted server agree.
+
+use std::sync::Arc;
+
+use liveops_domain::window::Calendar;
+use liveops_domain::{Clock, SystemClock};
+use liveops_hotstate::MemoryLeaderboards;
+use liveops_server::config::Config;
+use liveops_server::RawConfig;
+use liveops_store::{BoardSource, EventLog, SqliteStore};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// How many entries of each board to print.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    #[command(flatten)]
+    config: RawConfig,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = Config::from_raw(args.config).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let store = SqliteStore::open(&cfg.data_dir)?;
+    let head = *store.committed().borrow();
+    let boards = Arc::new(MemoryLeaderboards::new(
+        Calendar::new(cfg.timezone, cfg.season.clone()),
+        cfg.windows.clone(),
+    ));
+    let now = SystemClock.now();
+    for w in boards.windows() {
+        let period = boards.period(w, now);
+        let rows = store.xp_by_player(period.start, period.end, head).await?;
+        boards.load(period.clone(), rows);
+        let page = boards.page(w, now, 0, args.top);
+        println!(
+            "{} {} ({} players, log up to seq {head})",
+            w.as_str(),
+            period.id,
+            page.total
+        );
+        for e in page.entries {
+            println!("  {:>5}  {:<50} {}", e.rank, e.player_id, e.score);
+        }
+    }
+    Ok(())
+}
