@@ -340,20 +340,13 @@ impl Config {
                         "expected a date (2026-12-31) or RFC 3339 time",
                     )
                 })?;
-                if end <= start {
-                    return Err(bad("SEASON_END", "must be after SEASON_START"));
-                }
-                if id.is_empty()
-                    || !id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                {
-                    return Err(bad(
-                        "SEASON_ID",
-                        "must be non-empty letters, digits, - or _",
-                    ));
-                }
-                SeasonRule::Fixed { id, start, end }
+                SeasonRule::fixed(id, start, end).map_err(|e| {
+                    let var = match e {
+                        liveops_domain::window::SeasonError::EmptyRange { .. } => "SEASON_END",
+                        _ => "SEASON_ID",
+                    };
+                    bad(var, e.to_string())
+                })?
             }
             _ => {
                 return Err(bad(

@@ -27,7 +27,7 @@ mod report;
 mod worker;
 
 pub use options::Args;
-use options::{Bound, Plan};
+use options::{Bound, Pace, Plan};
 use payload::{EventWriter, RequestWriter};
 use report::{Report, Stats};
 use worker::Shared;
@@ -116,12 +116,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
 
+    let interrupted = interrupted.load(Ordering::Relaxed);
+    let unsent = match (plan.pace, plan.bound) {
+        (Pace::Rate { requests_per_sec }, Bound::Duration(d)) if !interrupted => {
+            worker::due_within(d, requests_per_sec).saturating_sub(stats.requests)
+        }
+        _ => 0,
+    };
     let report = Report {
         plan: &plan,
         stats: &stats,
         elapsed,
         secret_source: &secret.source,
-        interrupted: interrupted.load(Ordering::Relaxed),
+        interrupted,
+        unsent,
     };
     if plan.json {
         println!("{}", serde_json::to_string_pretty(&report.json())?);

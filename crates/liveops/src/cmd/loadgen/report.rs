@@ -239,6 +239,9 @@ pub struct Report<'a> {
     pub secret_source: &'a str,
     /// Whether the run was cut short by Ctrl-C.
     pub interrupted: bool,
+    /// Paced `--duration` runs: requests that were due but not sent by the end because every
+    /// connection was busy (the server fell behind the target rate).
+    pub unsent: u64,
 }
 
 fn per_sec(n: u64, elapsed: Duration) -> f64 {
@@ -270,11 +273,18 @@ pub fn fmt_rate(per_sec: f64) -> String {
 pub fn fmt_count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+    // Digits left before the next comma: the leading group holds 1 to 3 of them.
+    let mut left = match digits.len() % 3 {
+        0 => 3,
+        r => r,
+    };
+    for c in digits.chars() {
+        if left == 0 {
             out.push(',');
+            left = 3;
         }
         out.push(c);
+        left -= 1;
     }
     out
 }
@@ -358,12 +368,13 @@ impl Report<'_> {
         }
         if let (Pace::Rate { .. }, Some(rate)) = (self.plan.pace, self.plan.rate) {
             let achieved = per_sec(s.events, self.elapsed);
-            if !self.interrupted && achieved < rate * 0.9 && s.requests > 10 {
+            let behind = achieved < rate * 0.9 || self.unsent * 200 > s.requests;
+            if !self.interrupted && behind && s.requests > 10 {
                 hints.push(format!(
                     "the target of {} events/s was not reached ({} events/s): the server is saturated \
-                     or --concurrency {} is too small for its latency; the percentiles include the backlog",
-                    fmt_count(rate as u64),
-                    fmt_count(achieved as u64),
+                     or --concurrency {} is too small for its latency; latencies count from each request's due time",
+                    fmt_rate(rate),
+                    fmt_rate(achieved),
                     self.plan.concurrency
                 ));
             }
@@ -415,6 +426,15 @@ impl Report<'_> {
             ),
         );
         line("elapsed", format!("{:.2}s", secs.as_secs_f64()));
+        if self.unsent > 0 {
+            line(
+                "backlog",
+                format!(
+                    "{} requests were due but not sent by the end",
+                    fmt_count(self.unsent)
+                ),
+            );
+        }
         line(
             "latency",
             format!(
@@ -489,6 +509,7 @@ impl Report<'_> {
             "players": self.plan.players,
             "mix": self.plan.mix.describe(),
             "interrupted": self.interrupted,
+            "unsent": self.unsent,
             "requests": s.requests,
             "events": s.events,
             "okEvents": s.ok_events(),
@@ -616,6 +637,7 @@ mod tests {
             elapsed: Duration::from_secs(2),
             secret_source: "HMAC_SECRET",
             interrupted: false,
+            unsent: 0,
         };
         let text = r.human();
         assert!(text.contains("requests    11 (6/s)"), "{text}");

@@ -8,7 +8,8 @@
 //! until it is due and sends it; the latency is measured from the due time, not from the send.
 //! When every connection is busy the due times keep passing, and that backlog shows up as
 //! latency: a stalled server cannot make the generator politely wait (coordinated omission).
-//! Flat out: a worker sends its next request as soon as it has the answer, and the latency is
+//! A `--duration` run stops sending at the end even if due requests are left; the report counts
+//! them as the backlog. Flat out: a worker sends its next request as soon as it has the answer, and the latency is
 //! the round trip.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +28,8 @@ use super::report::Stats;
 /// rather than after a sleep that could overshoot by a millisecond. Its latency then counts from
 /// the actual send, so sending early never flatters the figures.
 const SEND_EARLY: Duration = Duration::from_millis(1);
+/// How late past the end of a paced `--duration` run a due request may still be sent.
+const END_GRACE: Duration = Duration::from_millis(10);
 /// Pause after a failed connect, so a server that is down is not hammered with SYNs.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
 
@@ -140,6 +143,11 @@ pub fn spawn_thread(
     Ok(GeneratorThread { ready, start, done })
 }
 
+/// Requests due before the end of a paced `--duration` run: those with `index / rate < duration`.
+pub fn due_within(duration: Duration, requests_per_sec: f64) -> u64 {
+    (duration.as_secs_f64() * requests_per_sec).ceil() as u64
+}
+
 /// When request `index` is due, for a paced run.
 pub fn due_time(start: Instant, index: u64, requests_per_sec: f64) -> Instant {
     start + Duration::from_secs_f64(index as f64 / requests_per_sec)
@@ -178,6 +186,12 @@ pub async fn run_worker(
                 }
                 if due > Instant::now() + SEND_EARLY {
                     tokio::time::sleep_until(due - SEND_EARLY).await;
+                }
+                // A run bounded by time ends on time even when the server fell behind: what was
+                // due but not sent is reported as the backlog, not sent late for minutes. The
+                // grace keeps timer jitter at the very end from counting as backlog.
+                if end.is_some_and(|end| Instant::now() >= end + END_GRACE) {
+                    break;
                 }
                 Some(due)
             }
@@ -269,5 +283,8 @@ mod tests {
             start + Duration::from_millis(2500)
         );
         assert_eq!(due_time(start, 3, 0.5), start + Duration::from_secs(6));
+        // Indices 0..=9 are due before 1 s at 10/s; 0..=2 before 2.5 s at 1/s.
+        assert_eq!(due_within(Duration::from_secs(1), 10.0), 10);
+        assert_eq!(due_within(Duration::from_millis(2500), 1.0), 3);
     }
 }
