@@ -1,17 +1,23 @@
 //! The consumer loop shared by the roles that apply the committed log (progression,
-//! leaderboards): read after a cursor, apply, repeat; sleep on the log's commit watch when
-//! caught up. What "apply" means and where the cursor lives is the role's business; this loop
-//! only guarantees order and that a failed batch is retried, never skipped.
+//! leaderboards): take what follows the cursor, apply it, repeat; sleep on the log's commit
+//! watch when caught up. What "apply" means and where the cursor lives is the role's business;
+//! this loop only guarantees order and that a failed batch is retried, never skipped.
+//!
+//! Batches committed by this process arrive in memory through the log's tail, which saves
+//! reading and decoding them again. The tail is only used when a batch follows on exactly from
+//! the cursor (`prev_head == cursor`); after a lag, a gap or a restart the loop reads the log,
+//! so the in-memory path is an optimisation that can never skip or repeat an event.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use liveops_store::{EventLog, LoggedEvent, StoreError};
+use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 
-/// Events read per batch: large enough to amortise a transaction, small enough to keep the
-/// visibility latency of the first event low.
+/// Events read from the log per batch: large enough to amortise a transaction, small enough to
+/// keep the visibility latency of the first event low.
 pub const BATCH: usize = 2000;
 
 /// Runs until `shutdown`. `apply` gets each batch and returns the new cursor.
@@ -22,10 +28,11 @@ pub async fn consume<F, Fut>(
     shutdown: CancellationToken,
     mut apply: F,
 ) where
-    F: FnMut(Vec<LoggedEvent>) -> Fut,
+    F: FnMut(Arc<Vec<LoggedEvent>>) -> Fut,
     Fut: Future<Output = Result<u64, StoreError>>,
 {
     let mut committed = log.committed();
+    let mut tail = log.tail();
     loop {
         let head = *committed.borrow_and_update();
         metrics::gauge!("pipeline_lag_events", "consumer" => name)
@@ -37,31 +44,57 @@ pub async fn consume<F, Fut>(
             }
             continue;
         }
-        let batch = match log.read_after(cursor, BATCH).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(consumer = name, error = %e, "reading the log failed; retrying");
-                if sleep_or_stop(&shutdown).await {
-                    return;
+        let mut next: Option<(Arc<Vec<LoggedEvent>>, u64)> = None;
+        if let Some(rx) = tail.as_mut() {
+            loop {
+                match rx.try_recv() {
+                    Ok(b) if b.head <= cursor => continue,
+                    Ok(b) if b.prev_head == cursor => {
+                        next = Some((b.events, b.head));
+                        break;
+                    }
+                    Err(TryRecvError::Closed) => {
+                        tail = None;
+                        break;
+                    }
+                    // A gap or a lag: read the log instead.
+                    Ok(_) | Err(TryRecvError::Lagged(_)) | Err(TryRecvError::Empty) => break,
                 }
-                continue;
             }
-        };
-        let Some(last) = batch.last().map(|e| e.seq) else {
-            // Erased events leave gaps below the head; nothing to read up to it.
-            cursor = head;
-            continue;
+        }
+        let (batch, upto) = match next {
+            Some(b) => b,
+            None => match log.read_after(cursor, BATCH).await {
+                Ok(b) => {
+                    let Some(last) = b.last().map(|e| e.seq) else {
+                        // Erased events leave gaps below the head; nothing to read up to it.
+                        cursor = head;
+                        continue;
+                    };
+                    (Arc::new(b), last)
+                }
+                Err(e) => {
+                    tracing::warn!(consumer = name, error = %e, "reading the log failed; retrying");
+                    if sleep_or_stop(&shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
         };
         let n = batch.len() as u64;
-        match apply(batch).await {
-            Ok(c) => {
-                cursor = c.max(last);
-                metrics::counter!("events_processed_total", "consumer" => name).increment(n);
-            }
-            Err(e) => {
-                tracing::warn!(consumer = name, error = %e, "applying a batch failed; retrying");
-                if sleep_or_stop(&shutdown).await {
-                    return;
+        loop {
+            match apply(batch.clone()).await {
+                Ok(c) => {
+                    cursor = c.max(upto);
+                    metrics::counter!("events_processed_total", "consumer" => name).increment(n);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(consumer = name, error = %e, "applying a batch failed; retrying");
+                    if sleep_or_stop(&shutdown).await {
+                        return;
+                    }
                 }
             }
         }

@@ -20,7 +20,9 @@ use liveops_domain::progression::Progress;
 use liveops_domain::signing::Receipt;
 use liveops_domain::{Event, PlayerId};
 use serde::Serialize;
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch};
 
 pub use archive::{Archive, ArchivedEntry, ArchivedPeriod, FileArchive};
 pub use sqlite::SqliteStore;
@@ -69,6 +71,15 @@ pub struct LoggedEvent {
     pub xp: i64,
 }
 
+/// One commit's new events: the head before and after it, so a consumer can tell whether the
+/// batch follows on from where it is.
+#[derive(Debug, Clone)]
+pub struct CommittedBatch {
+    pub prev_head: u64,
+    pub head: u64,
+    pub events: Arc<Vec<LoggedEvent>>,
+}
+
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Appends events durably, in order; returns when they are committed.
@@ -77,6 +88,11 @@ pub trait EventLog: Send + Sync + 'static {
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, StoreError>;
     /// The highest committed sequence number, updated after every commit.
     fn committed(&self) -> watch::Receiver<u64>;
+    /// Batches committed by this process, as they commit, so in-process consumers need not
+    /// read them back. Best effort: a consumer that lags or sees a gap reads the log instead.
+    fn tail(&self) -> Option<broadcast::Receiver<CommittedBatch>> {
+        None
+    }
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -124,7 +140,7 @@ pub trait ProgressStore: Send + Sync + 'static {
     async fn apply_events(
         &self,
         consumer: &str,
-        events: Vec<LoggedEvent>,
+        events: Arc<Vec<LoggedEvent>>,
     ) -> Result<u64, StoreError>;
     /// Where a consumer stopped (0 before its first batch).
     async fn cursor(&self, consumer: &str) -> Result<u64, StoreError>;

@@ -61,7 +61,7 @@ async fn applying_a_batch_twice_applies_it_once<S: EventLog + ProgressStore>(s: 
     s.append(vec![ev("x1", "p_2", 600), ev("x2", "p_2", 600)])
         .await
         .unwrap();
-    let batch = s.read_after(0, 100).await.unwrap();
+    let batch = std::sync::Arc::new(s.read_after(0, 100).await.unwrap());
     let c1 = s.apply_events("progression", batch.clone()).await.unwrap();
     let c2 = s.apply_events("progression", batch).await.unwrap();
     assert_eq!(c1, c2);
@@ -83,7 +83,7 @@ async fn applying_a_batch_twice_applies_it_once<S: EventLog + ProgressStore>(s: 
 
 async fn a_reward_is_claimed_once<S: EventLog + ProgressStore>(s: &S) {
     s.append(vec![ev("c1", "p_3", 1000)]).await.unwrap();
-    let batch = s.read_after(0, 100).await.unwrap();
+    let batch = std::sync::Arc::new(s.read_after(0, 100).await.unwrap());
     s.apply_events("progression", batch).await.unwrap();
     let player = PlayerId::parse("p_3").unwrap();
     let make = |id: &'static str| -> liveops_store::ReceiptMaker {
@@ -155,7 +155,7 @@ async fn sqlite_store_keeps_everything_across_a_reopen() {
     let head = {
         let s = SqliteStore::open(dir.path()).unwrap();
         s.append(vec![ev("r1", "p_6", 3)]).await.unwrap();
-        let batch = s.read_after(0, 10).await.unwrap();
+        let batch = std::sync::Arc::new(s.read_after(0, 10).await.unwrap());
         s.apply_events("progression", batch).await.unwrap();
         *s.committed().borrow()
     };

@@ -13,7 +13,9 @@ use crate::error::{ApiError, ErrorCode};
 
 pub struct Verifier {
     default_key: Secret,
-    keys: HashMap<String, Secret>,
+    /// The default key's prepared HMAC state; see [`signing::RequestKey`].
+    default_mac: signing::RequestKey,
+    keys: HashMap<String, signing::RequestKey>,
     tolerance: Duration,
     require_timestamp: bool,
     clock: Arc<dyn Clock>,
@@ -23,7 +25,12 @@ impl Verifier {
     pub fn new(cfg: &Config, clock: Arc<dyn Clock>) -> Self {
         Self {
             default_key: cfg.hmac_secret.clone(),
-            keys: cfg.hmac_keys.iter().cloned().collect(),
+            default_mac: signing::RequestKey::new(cfg.hmac_secret.expose()),
+            keys: cfg
+                .hmac_keys
+                .iter()
+                .map(|(id, s)| (id.clone(), signing::RequestKey::new(s.expose())))
+                .collect(),
             tolerance: cfg.signature_tolerance,
             require_timestamp: cfg.require_timestamp,
             clock,
@@ -85,7 +92,7 @@ impl Verifier {
             }
         }
         let key = match text("x-key-id")? {
-            None | Some("") => &self.default_key,
+            None | Some("") => &self.default_mac,
             Some(id) => self.keys.get(id).ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::InvalidSignature,
@@ -93,7 +100,7 @@ impl Verifier {
                 )
             })?,
         };
-        if signing::verify_request(key.expose(), body, timestamp, signature) {
+        if key.verify(body, timestamp, signature) {
             Ok(())
         } else {
             Err(ApiError::new(

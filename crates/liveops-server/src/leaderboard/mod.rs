@@ -81,7 +81,7 @@ pub async fn run_worker(
         async move {
             let last = batch.last().map_or(0, |e| e.seq);
             let mut late = 0u64;
-            for e in &batch {
+            for e in batch.iter() {
                 late += boards.apply(&e.event.player_id, e.xp, e.received_at).len() as u64;
             }
             metrics::counter!("leaderboard_updates_total").increment(batch.len() as u64);

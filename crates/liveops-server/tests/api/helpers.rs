@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 pub const SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
 
 pub struct TestApp {
-    pub port: u16,
     pub client: Client,
     pub clock: Option<ManualClock>,
     pub data_dir: Arc<tempfile::TempDir>,
@@ -88,7 +87,6 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     ))
     .expect("client");
     TestApp {
-        port,
         client,
         clock: opts.clock,
         data_dir,

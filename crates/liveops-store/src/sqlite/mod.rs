@@ -21,17 +21,19 @@ use liveops_domain::signing::Receipt;
 use liveops_domain::{Event, EventId, EventType, PlayerId};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::{
-    Appended, BoardSource, ClaimOutcome, EventLog, LoggedEvent, NewEvent, ProgressStore,
-    ReceiptMaker, RewardRecord, StoreError, StoredProgress,
+    Appended, BoardSource, ClaimOutcome, CommittedBatch, EventLog, LoggedEvent, NewEvent,
+    ProgressStore, ReceiptMaker, RewardRecord, StoreError, StoredProgress,
 };
 
 /// The most commands one group commit takes, bounding the latency of the first one.
 const MAX_GROUP: usize = 2048;
 /// Commands waiting for the writer; senders wait when it is full (back-pressure).
 const QUEUE_DEPTH: usize = 16_384;
+/// Committed batches buffered for a slow in-process consumer before it falls back to the log.
+const TAIL_DEPTH: usize = 4096;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 /// Sends a command's answer once the group's commit succeeded (`None`) or failed.
@@ -39,7 +41,7 @@ type Done = Box<dyn FnOnce(Option<&str>)>;
 
 enum WriteCmd {
     Append(Vec<NewEvent>, Reply<Vec<Appended>>),
-    Apply(String, Vec<LoggedEvent>, Reply<u64>),
+    Apply(String, Arc<Vec<LoggedEvent>>, Reply<u64>),
     Claim(PlayerId, String, ReceiptMaker, Reply<ClaimOutcome>),
 }
 
@@ -52,6 +54,8 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     /// The highest committed `seq`, published by the writer after each commit.
     committed: watch::Receiver<u64>,
+    /// Committed batches, for in-process consumers.
+    tail: broadcast::Sender<CommittedBatch>,
 }
 
 struct ReadPool {
@@ -96,9 +100,11 @@ impl SqliteStore {
             conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
         let (head_tx, committed) = watch::channel(head as u64);
         let (writer, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (tail_tx, _) = broadcast::channel(TAIL_DEPTH);
+        let tail = tail_tx.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, head_tx))?;
+            .spawn(move || writer_loop(conn, rx, head_tx, tail_tx))?;
         Ok(Self {
             writer,
             readers: Arc::new(ReadPool {
@@ -106,6 +112,7 @@ impl SqliteStore {
                 idle: Mutex::new(Vec::new()),
             }),
             committed,
+            tail,
         })
     }
 
@@ -134,12 +141,37 @@ impl SqliteStore {
     }
 }
 
+/// State the writer thread keeps between groups.
+struct Writer {
+    conn: Connection,
+    /// The highest committed `seq`.
+    head: u64,
+    head_tx: watch::Sender<u64>,
+    /// Committed batches for in-process consumers (see [`CommittedBatch`]).
+    tail_tx: broadcast::Sender<CommittedBatch>,
+    /// Player progress as last committed. Only this thread writes `player_progress`, so the
+    /// cache cannot go stale; it saves a read and a JSON parse per applied event. Cleared when
+    /// it grows past [`PROGRESS_CACHE_MAX`] or when a commit fails.
+    progress_cache: HashMap<String, StoredProgress>,
+}
+
+/// Players whose progress the writer keeps in memory before starting over.
+const PROGRESS_CACHE_MAX: usize = 200_000;
+
 fn writer_loop(
-    mut conn: Connection,
+    conn: Connection,
     mut rx: mpsc::Receiver<WriteCmd>,
     head_tx: watch::Sender<u64>,
+    tail_tx: broadcast::Sender<CommittedBatch>,
 ) {
-    let mut head = *head_tx.borrow();
+    let head = *head_tx.borrow();
+    let mut w = Writer {
+        conn,
+        head,
+        head_tx,
+        tail_tx,
+        progress_cache: HashMap::new(),
+    };
     while let Some(first) = rx.blocking_recv() {
         let mut cmds = Vec::with_capacity(64);
         cmds.push(first);
@@ -149,43 +181,73 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        w.run_group(cmds);
+    }
+}
+
+impl Writer {
+    /// Runs a group of commands in one transaction; answers each once the commit is durable.
+    fn run_group(&mut self, mut cmds: Vec<WriteCmd>) {
         let mut done: Vec<Done> = Vec::with_capacity(cmds.len());
-        let mut new_head = head;
+        let mut committed: Vec<LoggedEvent> = Vec::new();
+        let mut touched: Vec<HashMap<String, StoredProgress>> = Vec::new();
+        let cache = &self.progress_cache;
         let outcome = (|| -> rusqlite::Result<()> {
-            let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
             for cmd in cmds.drain(..) {
-                let mut sp = tx.savepoint()?;
+                // A savepoint per command, through cached statements: rusqlite's `Savepoint`
+                // parses its SQL every time, which showed up at several percent per event.
+                tx.prepare_cached("SAVEPOINT cmd")?.execute([])?;
+                let sp = &*tx;
                 match cmd {
                     WriteCmd::Append(events, reply) => {
-                        let r = append(&sp, &events);
-                        if let Ok(results) = &r {
-                            for a in results {
-                                if let Appended::New { seq } = a {
-                                    new_head = new_head.max(*seq);
-                                }
-                            }
-                        }
-                        done.push(finish(&mut sp, r, reply));
+                        let r = append(sp, events).map(|(results, logged)| {
+                            committed.extend(logged);
+                            results
+                        });
+                        done.push(finish(sp, r, reply));
                     }
                     WriteCmd::Apply(consumer, events, reply) => {
-                        let r = apply(&sp, &consumer, &events);
-                        done.push(finish(&mut sp, r, reply));
+                        let r = apply(sp, &consumer, &events, cache).map(|(cursor, t)| {
+                            touched.push(t);
+                            cursor
+                        });
+                        done.push(finish(sp, r, reply));
                     }
                     WriteCmd::Claim(player, reward_id, make, reply) => {
-                        let r = claim(&sp, &player, &reward_id, make);
-                        done.push(finish(&mut sp, r, reply));
+                        let r = claim(sp, &player, &reward_id, make);
+                        done.push(finish(sp, r, reply));
                     }
                 }
-                sp.commit()?;
+                tx.prepare_cached("RELEASE cmd")?.execute([])?;
             }
             tx.commit()
         })();
         let failure = outcome.as_ref().err().map(|e| e.to_string());
         if let Some(e) = &failure {
             tracing::error!(error = %e, "sqlite group commit failed");
-        } else if new_head != head {
-            head = new_head;
-            head_tx.send_replace(head);
+            self.progress_cache.clear();
+        } else {
+            if self.progress_cache.len() > PROGRESS_CACHE_MAX {
+                self.progress_cache.clear();
+            }
+            for t in touched {
+                self.progress_cache.extend(t);
+            }
+            if let Some(last) = committed.last().map(|e| e.seq) {
+                let prev_head = self.head;
+                self.head = self.head.max(last);
+                // The batch goes out before the new head, so a consumer woken by the head finds
+                // it already queued. No receiver is fine: consumers read the log instead.
+                let _ = self.tail_tx.send(CommittedBatch {
+                    prev_head,
+                    head: self.head,
+                    events: Arc::new(committed),
+                });
+                self.head_tx.send_replace(self.head);
+            }
         }
         for d in done {
             d(failure.as_deref());
@@ -197,15 +259,13 @@ fn writer_loop(
 
 /// Rolls the savepoint back on error and returns the reply to send once the whole transaction
 /// is committed (or failed): nobody hears "done" before the commit is durable.
-fn finish<T: Send + 'static>(
-    sp: &mut rusqlite::Savepoint<'_>,
-    r: Result<T, StoreError>,
-    reply: Reply<T>,
-) -> Done {
+fn finish<T: Send + 'static>(conn: &Connection, r: Result<T, StoreError>, reply: Reply<T>) -> Done {
     if r.is_err() {
         // A failed rollback leaves the savepoint to be released with the transaction; the
         // error is already reported to the caller.
-        let _ = sp.rollback();
+        let _ = conn
+            .prepare_cached("ROLLBACK TO cmd")
+            .and_then(|mut st| st.execute([]));
     }
     Box::new(move |commit_error: Option<&str>| {
         let r = match commit_error {
@@ -216,34 +276,46 @@ fn finish<T: Send + 'static>(
     })
 }
 
-fn append(conn: &Connection, events: &[NewEvent]) -> Result<Vec<Appended>, StoreError> {
+fn append(
+    conn: &Connection,
+    events: Vec<NewEvent>,
+) -> Result<(Vec<Appended>, Vec<LoggedEvent>), StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO events (event_id, player_id, type, ts, received_at_ms, xp, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (event_id) DO NOTHING",
     )?;
     let mut out = Vec::with_capacity(events.len());
+    let mut logged = Vec::with_capacity(events.len());
     for ne in events {
         let e = &ne.event;
         let payload =
             serde_json::to_string(&e.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let xp = liveops_domain::progression::xp_for(&e.kind);
         let n = stmt.execute(params![
             e.event_id.as_str(),
             e.player_id.as_str(),
             e.kind.event_type().as_str(),
             e.ts,
             ne.received_at.timestamp_millis(),
-            liveops_domain::progression::xp_for(&e.kind),
+            xp,
             payload,
         ])?;
-        out.push(if n == 1 {
-            Appended::New {
-                seq: conn.last_insert_rowid() as u64,
-            }
+        if n == 1 {
+            let seq = conn.last_insert_rowid() as u64;
+            out.push(Appended::New { seq });
+            logged.push(LoggedEvent {
+                seq,
+                event: ne.event,
+                // What the log stores: millisecond precision, so consumers fed from memory
+                // see exactly what a consumer reading the log sees.
+                received_at: ms_to_time(ne.received_at.timestamp_millis()),
+                xp,
+            });
         } else {
-            Appended::Duplicate
-        });
+            out.push(Appended::Duplicate);
+        }
     }
-    Ok(out)
+    Ok((out, logged))
 }
 
 fn cursor_of(conn: &Connection, consumer: &str) -> rusqlite::Result<u64> {
@@ -288,10 +360,15 @@ fn load_progress(conn: &Connection, player: &str) -> Result<Option<StoredProgres
     }))
 }
 
-fn apply(conn: &Connection, consumer: &str, events: &[LoggedEvent]) -> Result<u64, StoreError> {
+fn apply(
+    conn: &Connection,
+    consumer: &str,
+    events: &[LoggedEvent],
+    cache: &HashMap<String, StoredProgress>,
+) -> Result<(u64, HashMap<String, StoredProgress>), StoreError> {
     let start = cursor_of(conn, consumer)?;
     let mut cursor = start;
-    let mut touched: HashMap<&str, StoredProgress> = HashMap::new();
+    let mut touched: HashMap<String, StoredProgress> = HashMap::new();
     let mut grant = conn.prepare_cached(
         "INSERT INTO rewards (player_id, reward_id, item, level, granted_at_ms, event_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
@@ -299,11 +376,15 @@ fn apply(conn: &Connection, consumer: &str, events: &[LoggedEvent]) -> Result<u6
     for le in events.iter().filter(|e| e.seq > start) {
         let player = le.event.player_id.as_str();
         if !touched.contains_key(player) {
-            let p = load_progress(conn, player)?.unwrap_or(StoredProgress {
+            let cached = match cache.get(player) {
+                Some(p) => Some(p.clone()),
+                None => load_progress(conn, player)?,
+            };
+            let p = cached.unwrap_or(StoredProgress {
                 progress: Progress::new(),
                 updated_at: le.received_at,
             });
-            touched.insert(player, p);
+            touched.insert(player.to_string(), p);
         }
         // Cannot fail: inserted just above when absent.
         let sp = touched.get_mut(player).expect("progress loaded above");
@@ -341,7 +422,7 @@ fn apply(conn: &Connection, consumer: &str, events: &[LoggedEvent]) -> Result<u6
          ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
     )?
     .execute(params![consumer, cursor as i64])?;
-    Ok(cursor)
+    Ok((cursor, touched))
 }
 
 /// JSON encoding of the progress sub-structures: maps and vectors of plain data, whose
@@ -456,6 +537,10 @@ impl EventLog for SqliteStore {
         self.committed.clone()
     }
 
+    fn tail(&self) -> Option<broadcast::Receiver<CommittedBatch>> {
+        Some(self.tail.subscribe())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         if self.writer.is_closed() {
             return Err(StoreError::Closed);
@@ -471,7 +556,7 @@ impl ProgressStore for SqliteStore {
     async fn apply_events(
         &self,
         consumer: &str,
-        events: Vec<LoggedEvent>,
+        events: Arc<Vec<LoggedEvent>>,
     ) -> Result<u64, StoreError> {
         let consumer = consumer.to_string();
         self.write(|reply| WriteCmd::Apply(consumer, events, reply))

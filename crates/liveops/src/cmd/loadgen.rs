@@ -4,6 +4,7 @@
 //! - [`payload`]: event bodies and signed requests written into reused buffers.
 //! - [`http`]: a minimal keep-alive HTTP/1.1 connection, cheap per request.
 //! - [`worker`]: the open-loop scheduler and the per-connection workers.
+//! - [`probe`]: `--probe-visibility`, how soon an accepted event shows on the leaderboard.
 //! - [`report`]: counters, percentiles, the table, `--json` and hints.
 //!
 //! The generator shares the machine with the server, so every microsecond it spends per request
@@ -19,10 +20,12 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use liveops_client::Signer;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 mod http;
 mod options;
 mod payload;
+mod probe;
 mod report;
 mod worker;
 
@@ -96,12 +99,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
+    // The probes run on this runtime, apart from the generator threads and their connections.
+    let prober = match plan.probe {
+        Some(interval) => {
+            let p = probe::Prober::new(
+                &plan,
+                interval,
+                signer.clone(),
+                secret.key_id.as_deref(),
+                &run_id,
+            );
+            p.warm_up()
+                .await
+                .with_context(|| format!("opening the probe connections to {}", plan.addr))?;
+            Some(p)
+        }
+        None => None,
+    };
+
     let start = Instant::now();
     let mut done = Vec::new();
     for t in threads {
         let _ = t.start.send(start);
         done.push(t.done);
     }
+    let probe_stop = CancellationToken::new();
+    let probes = prober.map(|p| tokio::spawn(p.run(start, probe_stop.clone())));
 
     let progress = (!plan.json && std::io::stderr().is_terminal())
         .then(|| spawn_progress(&plan, shared.clone(), start));
@@ -115,6 +138,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         task.abort();
         bar.finish_and_clear();
     }
+    // Probes stop with the load; those in flight finish (within the probe timeout).
+    probe_stop.cancel();
+    let probe_stats = match probes {
+        Some(task) => Some(task.await.context("the probe task died")?),
+        None => None,
+    };
 
     let interrupted = interrupted.load(Ordering::Relaxed);
     let unsent = match (plan.pace, plan.bound) {
@@ -130,6 +159,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         secret_source: &secret.source,
         interrupted,
         unsent,
+        probe: probe_stats.as_ref(),
     };
     if plan.json {
         println!("{}", serde_json::to_string_pretty(&report.json())?);

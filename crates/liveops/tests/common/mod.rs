@@ -117,6 +117,27 @@ impl Server {
         self.child.wait().expect("reaping the killed server");
     }
 
+    /// `kill -TERM`: the polite stop (SPEC section 8: stop accepting, drain, exit).
+    pub fn sigterm(&self) {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits in i32"));
+        kill(pid, Signal::SIGTERM).expect("sending SIGTERM");
+    }
+
+    /// Waits up to `timeout` for the child to exit by itself, polling without blocking the
+    /// runtime (other tasks of the test keep running); `None` if it is still running.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// `Some(status)` when the child has exited.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()

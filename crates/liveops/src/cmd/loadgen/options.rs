@@ -57,6 +57,15 @@ pub struct Args {
     /// Print one JSON object with the figures instead of the table (no progress bar).
     #[arg(long)]
     pub json: bool,
+    /// Also measure how soon an accepted event shows on the leaderboard (SPEC section 6: within
+    /// 100 ms at p99 under load): every --probe-interval, one event for a fresh player on
+    /// connections of its own, then `GET /leaderboard/players/<id>?window=daily` every
+    /// millisecond until it shows the event's score. Probes are not in the load's figures.
+    #[arg(long)]
+    pub probe_visibility: bool,
+    /// Time between two visibility probes (with --probe-visibility).
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub probe_interval: Duration,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -188,6 +197,8 @@ pub struct Plan {
     pub addr: SocketAddr,
     /// The `Host` header.
     pub host: String,
+    /// The URL's path prefix without a trailing slash (usually empty), for the other endpoints.
+    pub prefix: String,
     /// Request target, e.g. `/events`.
     pub path: String,
     pub pace: Pace,
@@ -206,6 +217,8 @@ pub struct Plan {
     pub timestamp: bool,
     pub timeout: Duration,
     pub json: bool,
+    /// The interval between visibility probes, when probing.
+    pub probe: Option<Duration>,
 }
 
 impl Plan {
@@ -236,6 +249,7 @@ impl Plan {
             addr: target.addr,
             host: target.host,
             path: format!("{}{suffix}", target.prefix),
+            prefix: target.prefix,
             pace,
             rate: args.rate,
             concurrency: args.concurrency,
@@ -248,6 +262,7 @@ impl Plan {
             timestamp: args.timestamp,
             timeout: args.timeout,
             json: args.json,
+            probe: args.probe_visibility.then_some(args.probe_interval),
         })
     }
 
@@ -347,6 +362,28 @@ mod tests {
             p.mix.describe(),
             "progression=90,boss_kill=5,drop_claimed=5"
         );
+        assert_eq!(p.probe, None);
+    }
+
+    #[test]
+    fn probes_are_off_unless_asked_and_paced_at_the_interval() {
+        let p = plan(&["--url", "http://127.0.0.1:8080/api/", "--probe-visibility"]);
+        assert_eq!(p.probe, Some(Duration::from_millis(50)));
+        assert_eq!(p.prefix, "/api");
+        let url = ["--url", "http://127.0.0.1:8080"];
+        let p = plan(
+            &[
+                &url[..],
+                &["--probe-visibility", "--probe-interval", "200ms"],
+            ]
+            .concat(),
+        );
+        assert_eq!(p.probe, Some(Duration::from_millis(200)));
+        assert_eq!(
+            plan(&[&url[..], &["--probe-interval", "200ms"]].concat()).probe,
+            None
+        );
+        assert!(parse(&["--probe-visibility", "--probe-interval", "0ms"]).is_err());
     }
 
     #[test]

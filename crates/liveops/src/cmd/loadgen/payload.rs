@@ -110,41 +110,40 @@ impl EventWriter {
     }
 }
 
-/// Builds complete signed requests. The constant head (request line, Host, Content-Type, key id)
-/// is formatted once.
-pub struct RequestWriter {
+/// The constant part of a signed `POST` (request line, Host, Content-Type, key id), formatted
+/// once, and how to finish it for one body: signature, optional timestamp, length, body.
+pub struct SignedPost {
     head: Vec<u8>,
     signer: Signer,
     timestamp: bool,
-    pub events: EventWriter,
-    body: Vec<u8>,
 }
 
-impl RequestWriter {
-    pub fn new(plan: &Plan, signer: Signer, key_id: Option<&str>, events: EventWriter) -> Self {
+impl SignedPost {
+    pub fn new(
+        path: &str,
+        host: &str,
+        signer: Signer,
+        key_id: Option<&str>,
+        timestamp: bool,
+    ) -> Self {
         let mut head = Vec::with_capacity(256);
         let _ = write!(
             head,
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nUser-Agent: liveops-loadgen\r\n",
-            plan.path, plan.host
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nUser-Agent: liveops-loadgen\r\n",
         );
         if let Some(id) = key_id {
             let _ = write!(head, "X-Key-Id: {id}\r\n");
         }
-        RequestWriter {
+        SignedPost {
             head,
             signer,
-            timestamp: plan.timestamp,
-            events,
-            body: Vec::with_capacity(4096),
+            timestamp,
         }
     }
 
-    /// Writes into `out` the request carrying `n` events from `first_seq` on.
-    pub fn write_request(&mut self, batch: bool, first_seq: u64, n: u32, out: &mut Vec<u8>) {
-        let now = liveops_client::unix_now();
-        self.events
-            .write_body(batch, first_seq, n, now, &mut self.body);
+    /// Writes into `out` the complete request carrying `body`; `now` is the `X-Timestamp` the
+    /// signature is bound to when timestamps are on.
+    pub fn write(&self, body: &[u8], now: i64, out: &mut Vec<u8>) {
         let mut ts_buf = [0u8; 20];
         let ts = if self.timestamp {
             let mut cursor = &mut ts_buf[..];
@@ -155,7 +154,7 @@ impl RequestWriter {
             None
         };
         let mut sig = [0u8; 64];
-        self.signer.sign_into(&self.body, ts, &mut sig);
+        self.signer.sign_into(body, ts, &mut sig);
 
         out.clear();
         out.extend_from_slice(&self.head);
@@ -167,8 +166,33 @@ impl RequestWriter {
             out.extend_from_slice(ts);
             out.extend_from_slice(b"\r\n");
         }
-        let _ = write!(out, "Content-Length: {}\r\n\r\n", self.body.len());
-        out.extend_from_slice(&self.body);
+        let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+        out.extend_from_slice(body);
+    }
+}
+
+/// Builds the load's signed requests (to the plan's path) from its [`EventWriter`].
+pub struct RequestWriter {
+    post: SignedPost,
+    pub events: EventWriter,
+    body: Vec<u8>,
+}
+
+impl RequestWriter {
+    pub fn new(plan: &Plan, signer: Signer, key_id: Option<&str>, events: EventWriter) -> Self {
+        RequestWriter {
+            post: SignedPost::new(&plan.path, &plan.host, signer, key_id, plan.timestamp),
+            events,
+            body: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Writes into `out` the request carrying `n` events from `first_seq` on.
+    pub fn write_request(&mut self, batch: bool, first_seq: u64, n: u32, out: &mut Vec<u8>) {
+        let now = liveops_client::unix_now();
+        self.events
+            .write_body(batch, first_seq, n, now, &mut self.body);
+        self.post.write(&self.body, now, out);
     }
 }
 
@@ -217,6 +241,7 @@ mod tests {
             url: "http://127.0.0.1:8080".into(),
             addr: "127.0.0.1:8080".parse().unwrap(),
             host: "127.0.0.1:8080".into(),
+            prefix: String::new(),
             path: "/events".into(),
             pace: Pace::FlatOut,
             rate: None,
@@ -230,6 +255,7 @@ mod tests {
             timestamp: true,
             timeout: Duration::from_secs(1),
             json: false,
+            probe: None,
         };
         let secret = b"0123456789abcdef0123456789abcdef";
         let mut rw = RequestWriter::new(

@@ -10,9 +10,12 @@ use serde_json::{json, Value};
 
 use super::http::TransportError;
 use super::options::{Pace, Plan};
+use super::probe::ProbeStats;
 
 /// Latencies are kept in microseconds, from 1 us to 10 minutes, with 3 significant digits.
 const HIST_MAX_US: u64 = 600_000_000;
+/// SPEC section 6: an accepted event shows on the leaderboard within this, at p99 under load.
+const VISIBILITY_TARGET: Duration = Duration::from_millis(100);
 
 /// What one worker saw. Merged into one at the end of the run.
 #[derive(Debug, Clone)]
@@ -72,6 +75,12 @@ struct BatchResult<'a> {
     status: u16,
     #[serde(borrow)]
     error: Option<ErrorInner<'a>>,
+}
+
+/// The `error.code` of an error answer, if it has one.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let parsed = serde_json::from_slice::<ErrorBody<'_>>(body).ok()?;
+    Some(parsed.error?.code?.into_owned())
 }
 
 impl Stats {
@@ -242,6 +251,8 @@ pub struct Report<'a> {
     /// Paced `--duration` runs: requests that were due but not sent by the end because every
     /// connection was busy (the server fell behind the target rate).
     pub unsent: u64,
+    /// What the visibility probes saw, with `--probe-visibility`.
+    pub probe: Option<&'a ProbeStats>,
 }
 
 fn per_sec(n: u64, elapsed: Duration) -> f64 {
@@ -366,6 +377,9 @@ impl Report<'_> {
                 self.plan.addr
             ));
         }
+        if let Some(probe) = self.probe {
+            hints.extend(probe_hints(probe));
+        }
         if let (Pace::Rate { .. }, Some(rate)) = (self.plan.pace, self.plan.rate) {
             let achieved = per_sec(s.events, self.elapsed);
             let behind = achieved < rate * 0.9 || self.unsent * 200 > s.requests;
@@ -447,6 +461,11 @@ impl Report<'_> {
                 fmt_us(p.mean.round() as u64)
             ),
         );
+        if let Some(probe) = self.probe {
+            for (i, text) in probe_lines(probe).into_iter().enumerate() {
+                line(if i == 0 { "visibility" } else { "" }, text);
+            }
+        }
         let mut first = true;
         for (status, code, n) in s.sorted_outcomes() {
             let what = code.unwrap_or_else(|| status_text(status));
@@ -525,21 +544,110 @@ impl Report<'_> {
             "errors": errors,
             "batchStatuses": batch_statuses,
             "transportErrors": transport,
+            "visibilityMs": self.probe.map(probe_json),
             "hints": self.hints(),
         })
     }
+}
+
+/// The human lines of the visibility probes: percentiles, then counts, then failures.
+fn probe_lines(p: &ProbeStats) -> Vec<String> {
+    let mut lines = Vec::new();
+    if p.latency.is_empty() {
+        lines.push("no probe event was accepted: nothing measured".to_string());
+    } else {
+        let q = Percentiles::of(&p.latency);
+        lines.push(format!(
+            "p50 {}  p95 {}  p99 {}  max {}  (202 -> on the daily board)",
+            fmt_us(q.p50),
+            fmt_us(q.p95),
+            fmt_us(q.p99),
+            fmt_us(q.max),
+        ));
+    }
+    lines.push(format!(
+        "{} probes, one per {}: {} visible, {} timed out after {}{}",
+        fmt_count(p.sent),
+        fmt_us(duration_us(p.interval)),
+        fmt_count(p.visible),
+        fmt_count(p.timeouts),
+        fmt_us(duration_us(p.timeout)),
+        if p.poll_errors > 0 {
+            format!(", {} polls retried", fmt_count(p.poll_errors))
+        } else {
+            String::new()
+        },
+    ));
+    if !p.failed.is_empty() {
+        let v: Vec<String> = p
+            .failed
+            .iter()
+            .map(|(why, n)| format!("{why} {}", fmt_count(*n)))
+            .collect();
+        lines.push(format!("not measured: {}", v.join(", ")));
+    }
+    lines
+}
+
+fn probe_json(p: &ProbeStats) -> Value {
+    let q = Percentiles::of(&p.latency);
+    let ms = |us: u64| us as f64 / 1e3;
+    json!({
+        "probes": p.sent,
+        "visible": p.visible,
+        "timeouts": p.timeouts,
+        "failed": p.failed_total(),
+        "failures": p.failed,
+        "pollErrors": p.poll_errors,
+        "intervalMs": p.interval.as_secs_f64() * 1e3,
+        "timeoutMs": p.timeout.as_secs_f64() * 1e3,
+        "p50": ms(q.p50), "p95": ms(q.p95), "p99": ms(q.p99), "max": ms(q.max),
+        "mean": q.mean / 1e3,
+    })
+}
+
+fn probe_hints(p: &ProbeStats) -> Vec<String> {
+    let mut hints = Vec::new();
+    let target_us = duration_us(VISIBILITY_TARGET);
+    let p99 = Percentiles::of(&p.latency).p99;
+    if !p.latency.is_empty() && p99 > target_us {
+        hints.push(format!(
+            "accepted events took {} at p99 to show on the leaderboard{}, over the {} of SPEC section 6",
+            fmt_us(p99),
+            if p.timeouts > 0 {
+                format!(" ({} never showed within {})", fmt_count(p.timeouts), fmt_us(duration_us(p.timeout)))
+            } else {
+                String::new()
+            },
+            fmt_us(target_us),
+        ));
+    }
+    if p.sent > 0 && p.failed_total() * 2 > p.sent {
+        hints.push(
+            "most visibility probes could not be measured (see \"not measured\"): their event was refused \
+             or the daily leaderboard was not readable"
+                .to_string(),
+        );
+    }
+    hints
+}
+
+fn duration_us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cmd::loadgen::options::{Bound, Mix};
+    use crate::cmd::loadgen::probe::ProbeOutcome;
 
     fn plan(batch: bool) -> Plan {
         Plan {
             url: "http://127.0.0.1:8080".into(),
             addr: "127.0.0.1:8080".parse().unwrap(),
             host: "127.0.0.1:8080".into(),
+            prefix: String::new(),
             path: if batch { "/events/batch" } else { "/events" }.into(),
             pace: Pace::FlatOut,
             rate: None,
@@ -553,6 +661,7 @@ mod tests {
             timestamp: false,
             timeout: Duration::from_secs(1),
             json: false,
+            probe: None,
         }
     }
 
@@ -638,6 +747,7 @@ mod tests {
             secret_source: "HMAC_SECRET",
             interrupted: false,
             unsent: 0,
+            probe: None,
         };
         let text = r.human();
         assert!(text.contains("requests    11 (6/s)"), "{text}");
@@ -663,6 +773,115 @@ mod tests {
         assert_eq!(j["latencyUs"]["p50"], 800);
         assert_eq!(j["mode"], "flat");
         assert_eq!(j["eventsPerSec"], 5.5);
+        assert!(j["visibilityMs"].is_null());
+        assert!(!text.contains("visibility"), "{text}");
+    }
+
+    fn one_ok_request() -> Stats {
+        let mut s = Stats::default();
+        s.record_latency(Duration::from_micros(500));
+        s.record_answer(false, 1, 202, b"{}");
+        s
+    }
+
+    fn report<'a>(plan: &'a Plan, stats: &'a Stats, probe: &'a ProbeStats) -> Report<'a> {
+        Report {
+            plan,
+            stats,
+            elapsed: Duration::from_secs(10),
+            secret_source: "HMAC_SECRET",
+            interrupted: false,
+            unsent: 0,
+            probe: Some(probe),
+        }
+    }
+
+    #[test]
+    fn visibility_figures_are_shown_apart_from_the_load() {
+        let mut probe = ProbeStats::new(Duration::from_millis(50), Duration::from_secs(5));
+        // 20 us .. 2 ms, where the histogram is exact.
+        for i in 1..=100u64 {
+            probe.record(ProbeOutcome::Visible {
+                after: Duration::from_micros(i * 20),
+                poll_errors: 0,
+            });
+        }
+        probe.record(ProbeOutcome::Failed("401 invalid_signature".into()));
+        let (p, s) = (plan(false), one_ok_request());
+        let r = report(&p, &s, &probe);
+        let text = r.human();
+        assert!(
+            text.contains("  visibility  p50 1.00ms  p95 1.90ms  p99 1.98ms  max 2.00ms"),
+            "{text}"
+        );
+        assert!(
+            text.contains("101 probes, one per 50.00ms: 100 visible, 0 timed out after 5.00s\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("not measured: 401 invalid_signature 1"),
+            "{text}"
+        );
+        // Probes are not load: the load's figures stay those of its one request.
+        assert!(text.contains("requests    1 ("), "{text}");
+        assert!(!text.contains("hint:"), "{text}");
+
+        let j = r.json();
+        let v = &j["visibilityMs"];
+        assert_eq!(v["probes"], 101);
+        assert_eq!(v["visible"], 100);
+        assert_eq!(v["timeouts"], 0);
+        assert_eq!(v["failed"], 1);
+        assert_eq!(v["failures"]["401 invalid_signature"], 1);
+        assert_eq!(v["intervalMs"], 50.0);
+        assert_eq!(v["p50"], 1.0);
+        assert_eq!(v["p99"], 1.98);
+        assert_eq!(v["max"], 2.0);
+        assert_eq!(j["requests"], 1);
+    }
+
+    #[test]
+    fn slow_or_lost_visibility_gets_a_hint_and_counts_in_the_p99() {
+        let mut probe = ProbeStats::new(Duration::from_millis(50), Duration::from_secs(5));
+        for _ in 0..98 {
+            probe.record(ProbeOutcome::Visible {
+                after: Duration::from_millis(2),
+                poll_errors: 0,
+            });
+        }
+        probe.record(ProbeOutcome::TimedOut { poll_errors: 3 });
+        probe.record(ProbeOutcome::TimedOut { poll_errors: 0 });
+        let (p, s) = (plan(false), one_ok_request());
+        let r = report(&p, &s, &probe);
+        let text = r.human();
+        assert!(text.contains("p99 5.00s"), "{text}");
+        assert!(
+            text.contains(
+                "100 probes, one per 50.00ms: 98 visible, 2 timed out after 5.00s, 3 polls retried"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("hint: accepted events took 5.00s at p99 to show on the leaderboard (2 never showed within 5.00s), over the 100.00ms of SPEC section 6"),
+            "{text}"
+        );
+        assert_eq!(r.json()["visibilityMs"]["timeouts"], 2);
+        assert_eq!(r.json()["visibilityMs"]["pollErrors"], 3);
+    }
+
+    #[test]
+    fn probes_that_measured_nothing_say_so() {
+        let mut probe = ProbeStats::new(Duration::from_millis(50), Duration::from_secs(5));
+        probe.record(ProbeOutcome::Failed("transport connect".into()));
+        let (p, s) = (plan(false), one_ok_request());
+        let r = report(&p, &s, &probe);
+        let text = r.human();
+        assert!(
+            text.contains("visibility  no probe event was accepted"),
+            "{text}"
+        );
+        assert!(text.contains("hint: most visibility probes"), "{text}");
+        assert_eq!(r.json()["visibilityMs"]["p99"], 0.0);
     }
 
     #[test]
