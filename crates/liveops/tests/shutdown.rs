@@ -40,6 +40,8 @@ const PLAYERS_PER_CONNECTION: usize = 4;
 /// Odd connections send batches of this many events (longer in-flight work), even ones single
 /// events.
 const BATCH: usize = 8;
+/// The load runs at least this long (and until 500 events are acknowledged) before SIGTERM.
+const MIN_LOAD: Duration = Duration::from_millis(500);
 /// No answer within this is a hang, which the test reports as such.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long progression may take to catch up after a (re)start.
@@ -186,7 +188,10 @@ async fn sigterm_drains_and_exits_promptly() {
         problems.join("; "),
         server.log_tail()
     );
-    eprintln!("idle: exited {:?} after SIGTERM", stop.after.unwrap_or_default());
+    eprintln!(
+        "idle: exited {:?} after SIGTERM",
+        stop.after.unwrap_or_default()
+    );
 
     let server = Server::start(data.path(), logs.path(), SERVER_ENV).await;
     if let Err(e) = wait_for_xp(&server.client, &expected).await {
@@ -198,7 +203,11 @@ async fn sigterm_drains_and_exits_promptly() {
 #[derive(Debug)]
 enum Answer {
     /// A complete HTTP answer.
-    Complete { status: u16, body: Vec<u8>, close: bool },
+    Complete {
+        status: u16,
+        body: Vec<u8>,
+        close: bool,
+    },
     /// The connection could not be opened: the server no longer accepts.
     Refused(String),
     /// The connection failed before a single byte of the answer: the request may or may not
@@ -283,7 +292,13 @@ async fn exchange(conn: &mut Option<TcpStream>, port: u16, request: &[u8]) -> An
     let mut chunk = [0u8; 16 * 1024];
     let answer = loop {
         match complete_answer(&received) {
-            Ok(Some((status, body, close))) => break Answer::Complete { status, body, close },
+            Ok(Some((status, body, close))) => {
+                break Answer::Complete {
+                    status,
+                    body,
+                    close,
+                }
+            }
             Ok(None) => {}
             Err(e) => break Answer::Malformed(e),
         }
@@ -405,7 +420,10 @@ async fn load_task(load: Arc<Load>, task: usize) {
         }
         let (path, body) = if batch {
             let list: Vec<&Value> = events.iter().map(|(_, e)| e).collect();
-            ("/events/batch", serde_json::to_vec(&json!({ "events": list })).unwrap())
+            (
+                "/events/batch",
+                serde_json::to_vec(&json!({ "events": list })).unwrap(),
+            )
         } else {
             ("/events", serde_json::to_vec(&events[0].1).unwrap())
         };
@@ -430,9 +448,9 @@ async fn load_task(load: Arc<Load>, task: usize) {
                 let text = String::from_utf8_lossy(&body).to_string();
                 let accepted: Vec<bool> = if batch {
                     match serde_json::from_slice::<Value>(&body) {
-                        Ok(v) if status == 200 => (0..n)
-                            .map(|i| v["results"][i]["status"] == 202)
-                            .collect(),
+                        Ok(v) if status == 200 => {
+                            (0..n).map(|i| v["results"][i]["status"] == 202).collect()
+                        }
                         _ => vec![false; n],
                     }
                 } else {
@@ -466,9 +484,9 @@ async fn load_task(load: Arc<Load>, task: usize) {
             Answer::ConnectionError(e) => {
                 ledger.count(format!("{when}: connection error"));
                 if !signalled {
-                    ledger
-                        .violations
-                        .push(format!("{path} {when}: connection error before SIGTERM: {e}"));
+                    ledger.violations.push(format!(
+                        "{path} {when}: connection error before SIGTERM: {e}"
+                    ));
                 }
             }
             Answer::Truncated { received, why } => {
@@ -516,8 +534,10 @@ async fn sigterm_under_load_answers_completely_or_not_at_all_and_loses_nothing()
         .collect();
 
     // Enough load that every connection is busy, then the signal lands mid-flight.
-    let warm_until = Instant::now() + Duration::from_secs(10);
-    while load.acked.load(Ordering::SeqCst) < 500 && Instant::now() < warm_until {
+    let load_start = Instant::now();
+    while (load.acked.load(Ordering::SeqCst) < 500 || load_start.elapsed() < MIN_LOAD)
+        && load_start.elapsed() < Duration::from_secs(10)
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let acked_before = load.acked.load(Ordering::SeqCst);
