@@ -115,16 +115,49 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-/// Counts and times every request by method, route template and status.
+/// The request's trace id: the trace-id of a W3C `traceparent` header, else `X-Request-Id`,
+/// else a fresh random one. Log lines inside the request carry it, and the answer echoes it
+/// in `X-Trace-Id` so a client report can be matched to the server's logs.
+fn trace_id(req: &Request) -> String {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(tp) = header("traceparent") {
+        let parts: Vec<&str> = tp.split('-').collect();
+        if parts.len() == 4
+            && parts[1].len() == 32
+            && parts[1].chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return parts[1].to_ascii_lowercase();
+        }
+    }
+    if let Some(id) = header("x-request-id") {
+        if !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return id.to_string();
+        }
+    }
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Counts and times every request by method, route template and status, inside a span that
+/// carries the trace id.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let trace = trace_id(&req);
+    let span = tracing::info_span!("request", trace_id = %trace);
     let method = req.method().to_string();
     let path = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let resp = next.run(req).await;
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&trace) {
+        resp.headers_mut().insert("x-trace-id", v);
+    }
     let status = resp.status().as_u16().to_string();
     let labels = [("method", method), ("path", path), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);

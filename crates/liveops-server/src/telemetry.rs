@@ -1,5 +1,6 @@
 //! JSON log lines (SPEC section 8): `timestamp`, `level`, fields such as `service`,
-//! `player_id`, `event_type`, `duration_ms` flattened to the top level.
+//! `player_id`, `event_type`, `duration_ms` flattened to the top level, and the request span
+//! with its `trace_id` (see `ops::track_http`).
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,7 +10,8 @@ pub fn init(level: &str) {
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_current_span(false)
+        .with_current_span(true)
+        .with_span_list(false)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();

@@ -65,3 +65,35 @@ impl FailedEvents {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(i: usize) -> FailedEvent {
+        let (body, truncated) = FailedEvents::body_excerpt(&vec![b'x'; 5000]);
+        FailedEvent {
+            at: Utc::now(),
+            status: 400,
+            code: "invalid_event",
+            message: format!("#{i}"),
+            field: None,
+            client_ip: "127.0.0.1".into(),
+            body,
+            truncated,
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_up_to_capacity_with_truncated_bodies() {
+        let store = FailedEvents::new(3);
+        for i in 0..5 {
+            store.push(failed(i));
+        }
+        let recent = store.recent(10);
+        let order: Vec<_> = recent.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(order, vec!["#4", "#3", "#2"]);
+        assert!(recent[0].truncated);
+        assert_eq!(recent[0].body.len(), MAX_BODY_BYTES);
+    }
+}

@@ -53,3 +53,21 @@ async fn unknown_routes_are_404() {
     let app = spawn_app().await;
     assert_eq!(app.get("/nope").await.status, 404);
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_trace_id_taken_from_traceparent_when_sent() {
+    let app = spawn_app().await;
+    let r = app.get("/healthz").await;
+    let generated = r.header("x-trace-id").expect("X-Trace-Id").to_string();
+    assert_eq!(generated.len(), 32);
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = app
+        .client
+        .get_with("/healthz", &[("traceparent", tp)])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.header("x-trace-id"),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+}
