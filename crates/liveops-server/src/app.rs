@@ -74,6 +74,7 @@ impl Application {
                 cfg.rate_limit_exempt.clone(),
                 cfg.trusted_proxies.clone(),
             )),
+            flood: Arc::new(crate::gateway::flood::FloodGate::new(cfg.flood_max_per_sec)),
             failed: Arc::new(FailedEvents::new(FAILED_EVENTS_KEPT)),
             clock: clock.clone(),
         };
@@ -166,7 +167,7 @@ impl Application {
     }
 }
 
-/// Keeps per-client state bounded: expired idempotency keys and idle rate-limit buckets.
+/// Keeps per-client state bounded: expired idempotency keys, idle rate-limit and flood buckets.
 async fn housekeeping(g: GatewayState, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
@@ -175,6 +176,7 @@ async fn housekeeping(g: GatewayState, shutdown: CancellationToken) -> anyhow::R
             _ = tick.tick() => {
                 g.idempotency.purge_expired();
                 g.ip_limiter.clean();
+                g.flood.clean();
             }
         }
     }

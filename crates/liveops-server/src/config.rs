@@ -127,6 +127,13 @@ pub struct RawConfig {
     pub rate_limit_max: u32,
     #[arg(
         long,
+        env = "FLOOD_MAX_PER_SEC",
+        value_name = "FLOOD_MAX_PER_SEC",
+        default_value_t = 10
+    )]
+    pub flood_max_per_sec: u32,
+    #[arg(
+        long,
         env = "RATE_LIMIT_EXEMPT",
         value_name = "RATE_LIMIT_EXEMPT",
         default_value = ""
@@ -215,6 +222,8 @@ pub struct Config {
     pub timezone: chrono_tz::Tz,
     pub season: SeasonRule,
     pub rate_limit_max: u32,
+    /// Events per second per player (burst of as many); 0 disables.
+    pub flood_max_per_sec: u32,
     pub rate_limit_exempt: Vec<IpNet>,
     pub trusted_proxies: Vec<IpNet>,
     pub idemp_ttl: Duration,
@@ -368,6 +377,7 @@ impl Config {
             timezone,
             season,
             rate_limit_max: raw.rate_limit_max,
+            flood_max_per_sec: raw.flood_max_per_sec,
             rate_limit_exempt: parse_cidrs("RATE_LIMIT_EXEMPT", &raw.rate_limit_exempt)?,
             trusted_proxies: parse_cidrs("TRUSTED_PROXIES", &raw.trusted_proxies)?,
             idemp_ttl: parse_duration("IDEMP_TTL", &raw.idemp_ttl)?,

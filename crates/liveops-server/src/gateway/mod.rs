@@ -1,12 +1,13 @@
 //! The gateway role (SPEC section 4): `POST /events` and `POST /events/batch`.
 //!
 //! A request goes through, in order: content type (415), per-IP rate limit (429), body size
-//! (413), signature (401), validation (400), idempotency key (208 / 409), and the durable
-//! append (202, or 208 for a known eventId). The 202 is written only after the append returned,
+//! (413), signature (401), validation (400), the player's flood gate (429), idempotency key
+//! (208 / 409), and the durable append (202, or 208 for a known eventId). The 202 is written only after the append returned,
 //! i.e. after the commit. Every refusal is counted by reason and kept in the failed-events store.
 
 pub mod auth;
 pub mod failed;
+pub mod flood;
 pub mod idempotency;
 pub mod rate_limit;
 
@@ -27,6 +28,7 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ErrorCode};
 use auth::Verifier;
 use failed::{FailedEvent, FailedEvents};
+use flood::FloodGate;
 use idempotency::{IdempotencyCache, Lookup, Recorded};
 use rate_limit::IpRateLimiter;
 
@@ -43,6 +45,8 @@ pub struct GatewayState {
     pub verifier: Arc<Verifier>,
     pub idempotency: Arc<IdempotencyCache>,
     pub ip_limiter: Arc<IpRateLimiter>,
+    /// Per-player `FLOOD_MAX_PER_SEC`.
+    pub flood: Arc<FloodGate>,
     pub failed: Arc<FailedEvents>,
     pub clock: Arc<dyn Clock>,
 }
@@ -179,6 +183,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
+fn flooding(player: &liveops_domain::PlayerId, wait: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::PlayerFlooding,
+        format!("player {player} is sending more events than FLOOD_MAX_PER_SEC allows; slow down"),
+    )
+    .retry_after(wait)
+}
+
 fn accepted(id: &EventId) -> Value {
     json!({"eventId": id.as_str(), "status": "accepted"})
 }
@@ -226,6 +238,9 @@ pub async fn post_event(
         Ok(e) => e,
         Err(e) => return s.refuse(&ip, fail(e.into(), &body)),
     };
+    if let Err(wait) = s.flood.check(&event.player_id) {
+        return s.refuse(&ip, fail(flooding(&event.player_id, wait), &body));
+    }
     let key = match idempotency_key(&headers) {
         Ok(k) => k,
         Err(e) => return s.refuse(&ip, fail(e, &body)),
@@ -321,9 +336,16 @@ pub async fn post_batch(
         Ok(k) => k,
         Err(e) => return s.refuse(&ip, fail(e)),
     };
+    // Each event passes the flood gate of its player; the surplus gets 429 in its slot.
     let parsed: Vec<Result<Event, ApiError>> = items
         .into_iter()
-        .map(|v| Event::from_value(v).map_err(ApiError::from))
+        .map(|v| {
+            let event = Event::from_value(v).map_err(ApiError::from)?;
+            match s.flood.check(&event.player_id) {
+                Ok(()) => Ok(event),
+                Err(wait) => Err(flooding(&event.player_id, wait)),
+            }
+        })
         .collect();
     let mut replayed: Option<Vec<Option<EventId>>> = None;
     if let Some(key) = &key {

@@ -70,6 +70,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let mut cfg = Config::for_tests(data_dir.path().to_path_buf(), SECRET);
     // Tests send far more than a player's 50 requests a minute; the limit has its own test.
     cfg.rate_limit_max = 0;
+    cfg.flood_max_per_sec = 0;
     (opts.configure)(&mut cfg);
     let clock: Arc<dyn Clock> = match &opts.clock {
         Some(c) => Arc::new(c.clone()),

@@ -462,3 +462,48 @@ async fn refusals_are_counted_by_reason() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn player_over_flood_max_per_sec_gets_429_player_flooding_and_nothing_is_applied() {
+    let app = spawn_with_config(|c| c.flood_max_per_sec = 3).await;
+    for i in 0..3 {
+        assert_eq!(
+            app.post(&progression(&format!("fl-{i}"), "player_fl", 10))
+                .await
+                .status,
+            202
+        );
+    }
+    let r = app.post(&progression("fl-3", "player_fl", 10)).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.error_code(), Some("player_flooding"));
+    assert!(r.header("retry-after").is_some());
+    // Another player has their own budget.
+    assert_eq!(
+        app.post(&progression("fl-other", "player_calm", 1))
+            .await
+            .status,
+        202
+    );
+    // In a batch the surplus is refused in its slot.
+    let events: Vec<Value> = (0..4)
+        .map(|i| progression(&format!("flb-{i}"), "player_fb", 1))
+        .collect();
+    let r = app.client.post_batch(&events).await.unwrap();
+    let statuses: Vec<_> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![202, 202, 202, 429]);
+    assert_eq!(r.body["results"][3]["error"]["code"], "player_flooding");
+    app.wait_for_xp("player_fl", 30).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.get("/players/player_fl/progress").await.body["xp"], 30);
+    let metrics = app.get("/metrics").await.text;
+    assert!(
+        metrics.contains("dropped_events_total{reason=\"player_flooding\"}"),
+        "{metrics}"
+    );
+}
