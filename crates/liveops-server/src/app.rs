@@ -11,7 +11,9 @@ use axum::Router;
 use liveops_domain::window::Calendar;
 use liveops_domain::Clock;
 use liveops_hotstate::MemoryLeaderboards;
-use liveops_store::{Archive, BoardSource, EventLog, FileArchive, ProgressStore, SqliteStore};
+use liveops_store::{
+    AdminStore, Archive, BoardSource, EventLog, FileArchive, ProgressStore, SqliteStore,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +36,7 @@ pub struct Services {
     pub progress: Arc<dyn ProgressStore>,
     pub board_source: Arc<dyn BoardSource>,
     pub archive: Arc<dyn Archive>,
+    pub admin: Arc<dyn AdminStore>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -45,7 +48,8 @@ impl Services {
         Ok(Services {
             log: Arc::new(store.clone()),
             progress: Arc::new(store.clone()),
-            board_source: Arc::new(store),
+            board_source: Arc::new(store.clone()),
+            admin: Arc::new(store),
             archive: Arc::new(FileArchive::new(cfg.data_dir.join("archive"))),
             clock,
         })
@@ -65,6 +69,14 @@ impl Application {
     pub async fn build(cfg: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
         let services = Services::embedded(&cfg, clock.clone())?;
         let calendar = Arc::new(Calendar::new(cfg.timezone, cfg.season.clone()));
+        let blocks = Arc::new(crate::gateway::blocks::BlockList::new(clock.clone()));
+        blocks.load(
+            services
+                .admin
+                .blocks()
+                .await
+                .context("loading the block list")?,
+        );
         let gateway = GatewayState {
             log: services.log.clone(),
             verifier: Arc::new(Verifier::new(&cfg, clock.clone())),
@@ -74,6 +86,7 @@ impl Application {
                 cfg.rate_limit_exempt.clone(),
                 cfg.trusted_proxies.clone(),
             )),
+            blocks: blocks.clone(),
             flood: Arc::new(crate::gateway::flood::FloodGate::new(cfg.flood_max_per_sec)),
             failed: Arc::new(FailedEvents::new(FAILED_EVENTS_KEPT)),
             clock: clock.clone(),
@@ -93,6 +106,19 @@ impl Application {
             archive: services.archive.clone(),
             clock: clock.clone(),
             topn: cfg.lb_topn,
+            applied: Arc::new(tokio::sync::Mutex::new(0)),
+        };
+        if cfg.admin_token.is_none() {
+            tracing::warn!("ADMIN_TOKEN is not set: the admin API under /admin is disabled");
+        }
+        let admin = crate::admin::AdminState {
+            token: cfg.admin_token.clone(),
+            store: services.admin.clone(),
+            blocks,
+            failed: gateway.failed.clone(),
+            leaderboards: leaderboards.clone(),
+            log: services.log.clone(),
+            clock: clock.clone(),
         };
         let ops = OpsState {
             log: services.log.clone(),
@@ -102,6 +128,7 @@ impl Application {
             .merge(crate::gateway::router(gateway.clone()))
             .merge(crate::progression::router(progression))
             .merge(crate::leaderboard::router(leaderboards.clone()))
+            .merge(crate::admin::router(admin))
             .merge(crate::ops::router(ops))
             // Innermost: a panic in a handler becomes a 500 for that request (never a dead
             // connection task), which `json_errors` then turns into a JSON error.
@@ -177,6 +204,7 @@ async fn housekeeping(g: GatewayState, shutdown: CancellationToken) -> anyhow::R
                 g.idempotency.purge_expired();
                 g.ip_limiter.clean();
                 g.flood.clean();
+                g.blocks.prune();
             }
         }
     }

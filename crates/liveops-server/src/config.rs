@@ -164,6 +164,13 @@ pub struct RawConfig {
     pub require_timestamp: bool,
     #[arg(
         long,
+        env = "ADMIN_TOKEN",
+        value_name = "ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    #[arg(
+        long,
         env = "LOG_LEVEL",
         value_name = "LOG_LEVEL",
         default_value = "info"
@@ -229,6 +236,8 @@ pub struct Config {
     pub idemp_ttl: Duration,
     pub signature_tolerance: Duration,
     pub require_timestamp: bool,
+    /// `None`: the admin API is disabled.
+    pub admin_token: Option<Secret>,
     pub log_level: String,
     pub metrics_enabled: bool,
     pub namespace: String,
@@ -383,6 +392,13 @@ impl Config {
             idemp_ttl: parse_duration("IDEMP_TTL", &raw.idemp_ttl)?,
             signature_tolerance: parse_duration("SIGNATURE_TOLERANCE", &raw.signature_tolerance)?,
             require_timestamp: raw.require_timestamp,
+            admin_token: match raw.admin_token.filter(|t| !t.is_empty()) {
+                Some(t) if t.len() < 16 => {
+                    return Err(bad("ADMIN_TOKEN", "must be at least 16 characters"))
+                }
+                Some(t) => Some(Secret::new(t.into_bytes())),
+                None => None,
+            },
             log_level: raw.log_level,
             metrics_enabled: raw.metrics_enabled,
             namespace: raw.namespace,
@@ -408,6 +424,7 @@ impl Config {
         raw.redis_url = None;
         raw.bus_kind = "inmem".into();
         raw.archive_url = None;
+        raw.admin_token = None;
         raw.port = Some(0);
         let mut cfg = Config::from_raw(raw).expect("test configuration is valid");
         cfg.port = 0;

@@ -23,6 +23,7 @@ pub enum ErrorCode {
     RateLimited,
     PlayerFlooding,
     PlayerBlocked,
+    Unauthorized,
     NotFound,
     Unavailable,
     Internal,
@@ -43,6 +44,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::PlayerFlooding => "player_flooding",
             Self::PlayerBlocked => "player_blocked",
+            Self::Unauthorized => "unauthorized",
             Self::NotFound => "not_found",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -52,9 +54,10 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             Self::IdempotencyKeyReuse => StatusCode::CONFLICT,
-            Self::MissingSignature | Self::InvalidSignature | Self::StaleTimestamp => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::MissingSignature
+            | Self::InvalidSignature
+            | Self::StaleTimestamp
+            | Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::InvalidJson | Self::InvalidEvent | Self::InvalidRequest => {
                 StatusCode::BAD_REQUEST
             }

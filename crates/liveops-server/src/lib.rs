@@ -8,6 +8,7 @@
 //! - [`leaderboard`]: rankings, history, rollover, and the worker applying the log (SPEC
 //!   section 6).
 //! - [`pipeline`]: the consumer loop both workers share.
+//! - [`admin`]: the admin API under `/admin/*` (blocks, failed events, audit, rebuild).
 //! - [`ops`]: health, readiness, metrics, OpenAPI (SPEC section 8).
 //! - [`error`]: the API error type and the SPEC error codes.
 //! - [`telemetry`]: JSON logs.
@@ -15,6 +16,7 @@
 //! A request goes: router (`app`) -> role handler -> store / hot state. Roles never call each
 //! other; the workers read the committed log.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod error;

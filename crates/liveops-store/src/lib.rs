@@ -7,6 +7,7 @@
 //!   exactly once (the consumer's cursor moves in the same transaction as the effects).
 //! - [`BoardSource`]: the sums the in-memory leaderboards are rebuilt from.
 //! - [`Archive`]: final standings of ended leaderboard periods.
+//! - [`AdminStore`]: operator blocks and the audit log of admin actions.
 //!
 //! Implementations: [`SqliteStore`] (embedded default, one file in `DATA_DIR`) and
 //! [`FileArchive`]. PostgreSQL and object storage implement the same traits later.
@@ -154,6 +155,38 @@ pub trait ProgressStore: Send + Sync + 'static {
         make: ReceiptMaker,
     ) -> Result<ClaimOutcome, StoreError>;
     async fn receipt(&self, receipt_id: &str) -> Result<Option<Receipt>, StoreError>;
+}
+
+/// A player blocked by an operator (or, later, by the fairness guard) until `until`
+/// (`None`: until unblocked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Block {
+    pub player_id: PlayerId,
+    pub until: Option<DateTime<Utc>>,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One admin action: who, what, on what, when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: serde_json::Value,
+}
+
+#[async_trait]
+pub trait AdminStore: Send + Sync + 'static {
+    async fn set_block(&self, block: Block) -> Result<(), StoreError>;
+    async fn clear_block(&self, player: &PlayerId) -> Result<(), StoreError>;
+    async fn blocks(&self) -> Result<Vec<Block>, StoreError>;
+    async fn append_audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
+    /// The newest entries first.
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// Per-player XP sums over a time range, for rebuilding leaderboards from the log.

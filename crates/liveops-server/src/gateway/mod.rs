@@ -1,11 +1,12 @@
 //! The gateway role (SPEC section 4): `POST /events` and `POST /events/batch`.
 //!
 //! A request goes through, in order: content type (415), per-IP rate limit (429), body size
-//! (413), signature (401), validation (400), the player's flood gate (429), idempotency key
+//! (413), signature (401), validation (400), the player's block (403) and flood gate (429), idempotency key
 //! (208 / 409), and the durable append (202, or 208 for a known eventId). The 202 is written only after the append returned,
 //! i.e. after the commit. Every refusal is counted by reason and kept in the failed-events store.
 
 pub mod auth;
+pub mod blocks;
 pub mod failed;
 pub mod flood;
 pub mod idempotency;
@@ -45,6 +46,8 @@ pub struct GatewayState {
     pub verifier: Arc<Verifier>,
     pub idempotency: Arc<IdempotencyCache>,
     pub ip_limiter: Arc<IpRateLimiter>,
+    /// Players blocked by an operator: 403 before anything is stored.
+    pub blocks: Arc<blocks::BlockList>,
     /// Per-player `FLOOD_MAX_PER_SEC`.
     pub flood: Arc<FloodGate>,
     pub failed: Arc<FailedEvents>,
@@ -94,6 +97,23 @@ impl GatewayState {
             body,
             truncated,
         });
+    }
+
+    /// The per-player gates, after validation and before the append: blocked (403), then
+    /// flooding (429).
+    fn admit_player(&self, player: &liveops_domain::PlayerId) -> Result<(), ApiError> {
+        if let Some(until) = self.blocks.blocked(player) {
+            let when = until.map_or("until an operator unblocks them".to_string(), |t| {
+                format!("until {}", t.to_rfc3339())
+            });
+            return Err(ApiError::new(
+                ErrorCode::PlayerBlocked,
+                format!("player {player} is blocked {when}"),
+            ));
+        }
+        self.flood
+            .check(player)
+            .map_err(|wait| flooding(player, wait))
     }
 
     /// The checks every signed request passes before its body is looked at.
@@ -238,8 +258,8 @@ pub async fn post_event(
         Ok(e) => e,
         Err(e) => return s.refuse(&ip, fail(e.into(), &body)),
     };
-    if let Err(wait) = s.flood.check(&event.player_id) {
-        return s.refuse(&ip, fail(flooding(&event.player_id, wait), &body));
+    if let Err(e) = s.admit_player(&event.player_id) {
+        return s.refuse(&ip, fail(e, &body));
     }
     let key = match idempotency_key(&headers) {
         Ok(k) => k,
@@ -336,15 +356,13 @@ pub async fn post_batch(
         Ok(k) => k,
         Err(e) => return s.refuse(&ip, fail(e)),
     };
-    // Each event passes the flood gate of its player; the surplus gets 429 in its slot.
+    // Each event passes its player's gates; a refusal (403, 429) goes in its slot.
     let parsed: Vec<Result<Event, ApiError>> = items
         .into_iter()
         .map(|v| {
             let event = Event::from_value(v).map_err(ApiError::from)?;
-            match s.flood.check(&event.player_id) {
-                Ok(()) => Ok(event),
-                Err(wait) => Err(flooding(&event.player_id, wait)),
-            }
+            s.admit_player(&event.player_id)?;
+            Ok(event)
         })
         .collect();
     let mut replayed: Option<Vec<Option<EventId>>> = None;

@@ -36,6 +36,10 @@ pub struct LeaderboardState {
     pub archive: Arc<dyn Archive>,
     pub clock: Arc<dyn Clock>,
     pub topn: usize,
+    /// The worker's cursor, held while a batch is applied: a live rebuild takes it so that the
+    /// boards are rebuilt up to exactly the events the worker has applied, and the worker goes
+    /// on after them (no event counted twice or missed).
+    pub applied: Arc<tokio::sync::Mutex<u64>>,
 }
 
 pub fn router(state: LeaderboardState) -> Router {
@@ -61,6 +65,24 @@ pub async fn rebuild(state: &LeaderboardState, upto: u64) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Rebuilds the live boards from the system of record while the worker runs: under the
+/// worker's cursor lock, up to the last event it applied. Returns the players per window.
+pub async fn rebuild_live(
+    state: &LeaderboardState,
+    _log: &Arc<dyn EventLog>,
+) -> Result<HashMap<&'static str, u64>, StoreError> {
+    let applied = state.applied.lock().await;
+    rebuild(state, *applied).await?;
+    drop(applied);
+    let now = state.clock.now();
+    Ok(state
+        .boards
+        .windows()
+        .into_iter()
+        .map(|w| (w.as_str(), state.boards.total(w, now)))
+        .collect())
+}
+
 /// Rebuilds the boards, then applies the log to them until `shutdown`; rolls periods over
 /// every second.
 pub async fn run_worker(
@@ -76,9 +98,12 @@ pub async fn run_worker(
     );
     let roller = tokio::spawn(roll_over_loop(state.clone(), shutdown.clone()));
     let boards = state.boards.clone();
+    let applied = state.applied.clone();
     crate::pipeline::consume(CONSUMER, log, head, shutdown, move |batch| {
         let boards = boards.clone();
+        let applied = applied.clone();
         async move {
+            let mut cursor = applied.lock().await;
             let last = batch.last().map_or(0, |e| e.seq);
             let mut late = 0u64;
             for e in batch.iter() {
@@ -88,6 +113,7 @@ pub async fn run_worker(
             if late > 0 {
                 metrics::counter!("leaderboard_late_events_total").increment(late);
             }
+            *cursor = last;
             Ok(last)
         }
     })

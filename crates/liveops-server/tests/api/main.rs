@@ -1,5 +1,6 @@
 //! Black-box API tests: a real server on a random port, hit over HTTP (zero2prod `tests/api`).
 
+mod admin;
 mod helpers;
 mod ingest;
 mod leaderboards;

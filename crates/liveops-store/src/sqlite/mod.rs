@@ -24,8 +24,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::{
-    Appended, BoardSource, ClaimOutcome, CommittedBatch, EventLog, LoggedEvent, NewEvent,
-    ProgressStore, ReceiptMaker, RewardRecord, StoreError, StoredProgress,
+    AdminStore, Appended, AuditEntry, Block, BoardSource, ClaimOutcome, CommittedBatch, EventLog,
+    LoggedEvent, NewEvent, ProgressStore, ReceiptMaker, RewardRecord, StoreError, StoredProgress,
 };
 
 /// The most commands one group commit takes, bounding the latency of the first one.
@@ -43,7 +43,11 @@ enum WriteCmd {
     Append(Vec<NewEvent>, Reply<Vec<Appended>>),
     Apply(String, Arc<Vec<LoggedEvent>>, Reply<u64>),
     Claim(PlayerId, String, ReceiptMaker, Reply<ClaimOutcome>),
+    /// A small write of its own (blocks, audit entries), run inside the group's transaction.
+    Exec(ExecFn, Reply<()>),
 }
+
+type ExecFn = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
 
 /// SQLite-backed [`EventLog`], [`ProgressStore`] and [`BoardSource`]. Cheap to clone.
 #[derive(Clone)]
@@ -230,6 +234,10 @@ impl Writer {
                     }
                     WriteCmd::Claim(player, reward_id, make, reply) => {
                         let r = claim(sp, &player, &reward_id, make);
+                        done.push(finish(sp, r, reply));
+                    }
+                    WriteCmd::Exec(f, reply) => {
+                        let r = f(sp);
                         done.push(finish(sp, r, reply));
                     }
                 }
@@ -622,6 +630,113 @@ impl ProgressStore for SqliteStore {
     async fn receipt(&self, receipt_id: &str) -> Result<Option<Receipt>, StoreError> {
         let id = receipt_id.to_string();
         self.read(move |conn| load_receipt(conn, &id)).await
+    }
+}
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn set_block(&self, block: Block) -> Result<(), StoreError> {
+        self.write(|reply| {
+            WriteCmd::Exec(
+                Box::new(move |conn| {
+                    conn.prepare_cached(
+                        "INSERT INTO player_blocks (player_id, until_ms, reason, created_at_ms)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (player_id) DO UPDATE SET until_ms = excluded.until_ms,
+                           reason = excluded.reason, created_at_ms = excluded.created_at_ms",
+                    )?
+                    .execute(params![
+                        block.player_id.as_str(),
+                        block.until.map(|t| t.timestamp_millis()),
+                        block.reason,
+                        block.created_at.timestamp_millis(),
+                    ])?;
+                    Ok(())
+                }),
+                reply,
+            )
+        })
+        .await
+    }
+
+    async fn clear_block(&self, player: &PlayerId) -> Result<(), StoreError> {
+        let player = player.to_string();
+        self.write(|reply| {
+            WriteCmd::Exec(
+                Box::new(move |conn| {
+                    conn.prepare_cached("DELETE FROM player_blocks WHERE player_id = ?1")?
+                        .execute([player])?;
+                    Ok(())
+                }),
+                reply,
+            )
+        })
+        .await
+    }
+
+    async fn blocks(&self) -> Result<Vec<Block>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT player_id, until_ms, reason, created_at_ms FROM player_blocks ORDER BY player_id",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let p: String = r.get(0)?;
+                out.push(Block {
+                    player_id: PlayerId::parse(p).map_err(StoreError::Corrupt)?,
+                    until: r.get::<_, Option<i64>>(1)?.map(ms_to_time),
+                    reason: r.get(2)?,
+                    created_at: ms_to_time(r.get(3)?),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.write(|reply| {
+            WriteCmd::Exec(
+                Box::new(move |conn| {
+                    conn.prepare_cached(
+                        "INSERT INTO audit_log (at_ms, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![
+                        entry.at.timestamp_millis(),
+                        entry.actor,
+                        entry.action,
+                        entry.target,
+                        entry.detail.to_string(),
+                    ])?;
+                    Ok(())
+                }),
+                reply,
+            )
+        })
+        .await
+    }
+
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT at_ms, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
+            )?;
+            let mut rows = stmt.query([limit as i64])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let detail: String = r.get(4)?;
+                out.push(AuditEntry {
+                    at: ms_to_time(r.get(0)?),
+                    actor: r.get(1)?,
+                    action: r.get(2)?,
+                    target: r.get(3)?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                });
+            }
+            Ok(out)
+        })
+        .await
     }
 }
 

@@ -54,6 +54,24 @@ const MIGRATIONS: &[&str] = &[
         seq      INTEGER NOT NULL
     );
     "#,
+    // 2: operator blocks and the audit log of admin actions.
+    r#"
+    CREATE TABLE player_blocks (
+        player_id     TEXT PRIMARY KEY,
+        until_ms      INTEGER,
+        reason        TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+
+    CREATE TABLE audit_log (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms  INTEGER NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,0 +1,200 @@
+//! SPEC section 8 admin API (this slice: blocks, failed events, audit, rebuild) and the
+//! gateway's 403 for blocked players.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+const TOKEN: &str = "admin-token-0123456789";
+
+async fn admin_app() -> TestApp {
+    spawn_with_config(|c| c.admin_token = Some(liveops_server::config::Secret::new(TOKEN))).await
+}
+
+async fn admin_post(
+    app: &TestApp,
+    path: &str,
+    body: serde_json::Value,
+) -> liveops_client::ApiResponse {
+    let auth = format!("Bearer {TOKEN}");
+    app.client
+        .post_raw(
+            path,
+            serde_json::to_vec(&body).unwrap(),
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &auth),
+                ("X-Operator", "alice"),
+            ],
+        )
+        .await
+        .unwrap()
+}
+
+async fn admin_get(app: &TestApp, path: &str) -> liveops_client::ApiResponse {
+    let auth = format!("Bearer {TOKEN}");
+    app.client
+        .get_with(path, &[("Authorization", &auth)])
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn admin_routes_are_401_without_the_right_token_or_when_disabled() {
+    let disabled = spawn_app().await;
+    let r = disabled.get("/admin/audit").await;
+    assert_eq!(r.status, 401);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ADMIN_TOKEN"));
+    let app = admin_app().await;
+    assert_eq!(app.get("/admin/audit").await.status, 401);
+    let wrong = app
+        .client
+        .get_with("/admin/audit", &[("Authorization", "Bearer nope")])
+        .await
+        .unwrap();
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.error_code(), Some("unauthorized"));
+    assert_eq!(admin_get(&app, "/admin/audit").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_blocked_player_gets_403_until_unblocked_and_nothing_is_applied() {
+    let app = admin_app().await;
+    assert_eq!(
+        app.post(&progression("bl-0", "player_bl", 5)).await.status,
+        202
+    );
+    let r = admin_post(
+        &app,
+        "/admin/players/player_bl/block",
+        json!({"reason": "chargeback"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let refused = app.post(&progression("bl-1", "player_bl", 100)).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.error_code(), Some("player_blocked"));
+    let batch = app
+        .client
+        .post_batch(&[progression("bl-2", "player_bl", 100)])
+        .await
+        .unwrap();
+    assert_eq!(batch.body["results"][0]["status"], 403);
+    let auth = format!("Bearer {TOKEN}");
+    let r = app
+        .client
+        .send(
+            liveops_client::Method::DELETE,
+            "/admin/players/player_bl/block",
+            None,
+            &[("Authorization".into(), auth)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        app.post(&progression("bl-3", "player_bl", 1)).await.status,
+        202
+    );
+    app.wait_for_xp("player_bl", 6).await;
+    let audit = admin_get(&app, "/admin/audit").await.body;
+    let actions: Vec<_> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["unblock", "block"]);
+    assert_eq!(audit["entries"][1]["actor"], "alice");
+    assert_eq!(audit["entries"][1]["target"], "player_bl");
+}
+
+#[tokio::test]
+async fn a_timed_block_expires_and_blocks_survive_a_restart() {
+    let clock_start = at(2026, 11, 22, 10);
+    let app = spawn_with(Options {
+        clock: Some(liveops_domain::ManualClock::new(clock_start)),
+        configure: Box::new(|c| c.admin_token = Some(liveops_server::config::Secret::new(TOKEN))),
+        ..Options::default()
+    })
+    .await;
+    admin_post(
+        &app,
+        "/admin/players/player_tb/block",
+        json!({"durationSec": 60}),
+    )
+    .await;
+    admin_post(&app, "/admin/players/player_pb/block", json!({})).await;
+    assert_eq!(
+        app.post(&progression("tb-1", "player_tb", 1)).await.status,
+        403
+    );
+    app.clock().advance(chrono::Duration::seconds(61));
+    assert_eq!(
+        app.post(&progression("tb-2", "player_tb", 1)).await.status,
+        202
+    );
+    let blocks = admin_get(&app, "/admin/blocks").await.body;
+    assert_eq!(blocks["blocks"].as_array().unwrap().len(), 1, "{blocks}");
+    let dir = app.stop().await;
+    let app = spawn_with(Options {
+        data_dir: Some(dir),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        app.post(&progression("pb-1", "player_pb", 1)).await.status,
+        403,
+        "the block is in the system of record"
+    );
+    let r = admin_post(&admin_app().await, "/admin/players/x!/block", json!({})).await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn refused_requests_are_listed_in_the_failed_events_store() {
+    let app = admin_app().await;
+    let r = app.client.post_event(b"{not json").await.unwrap();
+    assert_eq!(r.status, 400);
+    let failed = admin_get(&app, "/admin/failed-events?limit=10").await.body;
+    let first = &failed["failed"][0];
+    assert_eq!(first["code"], "invalid_json");
+    assert_eq!(first["status"], 400);
+    assert_eq!(first["body"], "{not json");
+}
+
+#[tokio::test]
+async fn a_live_rebuild_leaves_the_boards_exact() {
+    let app = admin_app().await;
+    for i in 0..30 {
+        app.post(&progression(
+            &format!("rb-{i}"),
+            &format!("rb_player_{}", i % 7),
+            10 + i,
+        ))
+        .await;
+    }
+    let before = app
+        .eventually("/leaderboard?window=seasonal", |r| r.body["total"] == 7)
+        .await
+        .body;
+    let r = admin_post(&app, "/admin/leaderboards/rebuild", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["rebuilt"]["seasonal"], 7);
+    app.post(&progression("rb-after", "rb_player_0", 1)).await;
+    let after = app
+        .eventually("/leaderboard/players/rb_player_0?window=seasonal", |r| {
+            r.body["score"].as_i64()
+                == before["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["playerId"] == "rb_player_0")
+                    .map(|e| e["score"].as_i64().unwrap() + 1)
+        })
+        .await;
+    assert_eq!(after.status, 200);
+}
