@@ -4,41 +4,29 @@
 
 use std::num::NonZeroU32;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 use liveops_domain::PlayerId;
 
-pub struct FloodGate {
-    /// `None` when `FLOOD_MAX_PER_SEC=0` (disabled).
-    limiter: Option<DefaultKeyedRateLimiter<PlayerId>>,
-    clock: DefaultClock,
-}
+use super::limiter::KeyedLimiter;
+
+pub struct FloodGate(KeyedLimiter<PlayerId>);
 
 impl FloodGate {
+    /// `max_per_sec = 0` disables the gate.
     pub fn new(max_per_sec: u32) -> Self {
-        Self {
-            limiter: NonZeroU32::new(max_per_sec).map(|n| RateLimiter::keyed(Quota::per_second(n))),
-            clock: DefaultClock::default(),
-        }
+        Self(KeyedLimiter::new(
+            NonZeroU32::new(max_per_sec).map(Quota::per_second),
+        ))
     }
 
     /// `Err(seconds to wait)` when the player is over the limit.
     pub fn check(&self, player: &PlayerId) -> Result<(), u64> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
-        limiter.check_key(player).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+        self.0.check(player)
     }
 
     /// Forgets players whose buckets are full again, so state follows the active players.
     pub fn clean(&self) {
-        if let Some(l) = &self.limiter {
-            l.retain_recent();
-            l.shrink_to_fit();
-        }
+        self.0.clean()
     }
 }
 

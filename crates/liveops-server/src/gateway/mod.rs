@@ -10,6 +10,7 @@ pub mod blocks;
 pub mod failed;
 pub mod flood;
 pub mod idempotency;
+pub mod limiter;
 pub mod rate_limit;
 
 use std::net::SocketAddr;
@@ -234,8 +235,9 @@ fn duplicate(id: &EventId) -> Value {
         (status = 401, description = "missing_signature / invalid_signature / stale_timestamp"),
         (status = 409, description = "idempotency_key_reuse"),
         (status = 413, description = "body over 64 KiB"),
+        (status = 403, description = "player_blocked"),
         (status = 415, description = "not application/json"),
-        (status = 429, description = "rate_limited"),
+        (status = 429, description = "rate_limited (client IP) / player_flooding (player)"),
         (status = 503, description = "the store is unavailable; retry"),
     ))]
 pub async fn post_event(

@@ -6,41 +6,33 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use axum::http::HeaderMap;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 use ipnet::IpNet;
 
+use super::limiter::KeyedLimiter;
+
 pub struct IpRateLimiter {
-    /// `None` when `RATE_LIMIT_MAX=0` (disabled).
-    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Disabled when `RATE_LIMIT_MAX=0`.
+    limiter: KeyedLimiter<IpAddr>,
     exempt: Vec<IpNet>,
     trusted_proxies: Vec<IpNet>,
-    clock: DefaultClock,
 }
 
 impl IpRateLimiter {
     pub fn new(max_per_minute: u32, exempt: Vec<IpNet>, trusted_proxies: Vec<IpNet>) -> Self {
         Self {
-            limiter: NonZeroU32::new(max_per_minute)
-                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            limiter: KeyedLimiter::new(NonZeroU32::new(max_per_minute).map(Quota::per_minute)),
             exempt,
             trusted_proxies,
-            clock: DefaultClock::default(),
         }
     }
 
     /// `Err(seconds to wait)` when the client is over its limit.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
         if self.exempt.iter().any(|n| n.contains(&ip)) {
             return Ok(());
         }
-        limiter.check_key(&ip).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+        self.limiter.check(&ip)
     }
 
     /// The client's address: the socket peer, or for a trusted proxy the right-most
@@ -74,10 +66,7 @@ impl IpRateLimiter {
     /// Forgets clients whose buckets are full again, so per-IP state stays bounded by the
     /// number of recently active clients.
     pub fn clean(&self) {
-        if let Some(l) = &self.limiter {
-            l.retain_recent();
-            l.shrink_to_fit();
-        }
+        self.limiter.clean()
     }
 }
 
