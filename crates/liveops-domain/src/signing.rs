@@ -39,6 +39,12 @@ pub fn verify_request(secret: &[u8], body: &[u8], timestamp: Option<&str>, heade
 #[derive(Clone)]
 pub struct RequestKey(HmacSha256);
 
+impl std::fmt::Debug for RequestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestKey(***)")
+    }
+}
+
 impl RequestKey {
     pub fn new(secret: &[u8]) -> Self {
         Self(mac(secret))

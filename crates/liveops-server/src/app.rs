@@ -87,6 +87,10 @@ impl Application {
                 cfg.trusted_proxies.clone(),
             )),
             blocks: blocks.clone(),
+            session_limiter: Arc::new(crate::gateway::limiter::KeyedLimiter::new(
+                std::num::NonZeroU32::new(cfg.session_issue_per_minute)
+                    .map(governor::Quota::per_minute),
+            )),
             flood: Arc::new(crate::gateway::flood::FloodGate::new(cfg.flood_max_per_sec)),
             failed: Arc::new(FailedEvents::new(FAILED_EVENTS_KEPT)),
             clock: clock.clone(),
@@ -205,6 +209,7 @@ async fn housekeeping(g: GatewayState, shutdown: CancellationToken) -> anyhow::R
                 g.ip_limiter.clean();
                 g.flood.clean();
                 g.blocks.prune();
+                g.session_limiter.clean();
             }
         }
     }

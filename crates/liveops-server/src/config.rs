@@ -162,6 +162,9 @@ pub struct RawConfig {
     pub signature_tolerance: String,
     #[arg(long, env = "REQUIRE_TIMESTAMP", value_name = "REQUIRE_TIMESTAMP", default_value_t = false, action = clap::ArgAction::Set)]
     pub require_timestamp: bool,
+    /// Guest sessions (`POST /sessions`); default on except with ENV=prod.
+    #[arg(long, env = "GUEST_SESSIONS", value_name = "GUEST_SESSIONS", action = clap::ArgAction::Set)]
+    pub guest_sessions: Option<bool>,
     #[arg(
         long,
         env = "ADMIN_TOKEN",
@@ -238,6 +241,10 @@ pub struct Config {
     pub require_timestamp: bool,
     /// `None`: the admin API is disabled.
     pub admin_token: Option<Secret>,
+    /// Whether `POST /sessions` and `X-Session` work.
+    pub guest_sessions: bool,
+    /// Guest sessions one client IP may open per minute (burst of as many); 0: no limit.
+    pub session_issue_per_minute: u32,
     pub log_level: String,
     pub metrics_enabled: bool,
     pub namespace: String,
@@ -399,6 +406,8 @@ impl Config {
                 Some(t) => Some(Secret::new(t.into_bytes())),
                 None => None,
             },
+            guest_sessions: raw.guest_sessions.unwrap_or(raw.env != Env::Prod),
+            session_issue_per_minute: 20,
             log_level: raw.log_level,
             metrics_enabled: raw.metrics_enabled,
             namespace: raw.namespace,

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     RateLimited,
     PlayerFlooding,
     PlayerBlocked,
+    SessionPlayerMismatch,
+    InvalidSession,
     Unauthorized,
     NotFound,
     Unavailable,
@@ -44,6 +46,8 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::PlayerFlooding => "player_flooding",
             Self::PlayerBlocked => "player_blocked",
+            Self::SessionPlayerMismatch => "session_player_mismatch",
+            Self::InvalidSession => "invalid_session",
             Self::Unauthorized => "unauthorized",
             Self::NotFound => "not_found",
             Self::Unavailable => "unavailable",
@@ -57,14 +61,15 @@ impl ErrorCode {
             Self::MissingSignature
             | Self::InvalidSignature
             | Self::StaleTimestamp
-            | Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            | Self::Unauthorized
+            | Self::InvalidSession => StatusCode::UNAUTHORIZED,
             Self::InvalidJson | Self::InvalidEvent | Self::InvalidRequest => {
                 StatusCode::BAD_REQUEST
             }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited | Self::PlayerFlooding => StatusCode::TOO_MANY_REQUESTS,
-            Self::PlayerBlocked => StatusCode::FORBIDDEN,
+            Self::PlayerBlocked | Self::SessionPlayerMismatch => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,

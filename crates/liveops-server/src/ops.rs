@@ -31,6 +31,7 @@ pub struct OpsState {
     paths(
         crate::gateway::post_event,
         crate::gateway::post_batch,
+        crate::gateway::post_session,
         crate::progression::get_progress,
         crate::progression::get_rewards,
         crate::progression::claim_reward,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use liveops_domain::{signing, Clock};
+use liveops_domain::{signing, Clock, PlayerId};
 
 use crate::config::{Config, Secret};
 use crate::error::{ApiError, ErrorCode};
@@ -18,6 +18,8 @@ pub struct Verifier {
     keys: HashMap<String, signing::RequestKey>,
     tolerance: Duration,
     require_timestamp: bool,
+    /// `None` when guest sessions are off (`GUEST_SESSIONS`).
+    pub sessions: Option<super::session::Sessions>,
     clock: Arc<dyn Clock>,
 }
 
@@ -33,6 +35,9 @@ impl Verifier {
                 .collect(),
             tolerance: cfg.signature_tolerance,
             require_timestamp: cfg.require_timestamp,
+            sessions: cfg
+                .guest_sessions
+                .then(|| super::session::Sessions::new(cfg.hmac_secret.expose())),
             clock,
         }
     }
@@ -42,8 +47,10 @@ impl Verifier {
         self.default_key.expose()
     }
 
-    /// Checks the signature headers against the raw body.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    /// Checks the signature headers against the raw body. With `X-Session`, the MAC must be
+    /// made with that guest session's key, and the session's player is returned: the caller
+    /// then refuses events for anyone else.
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Option<PlayerId>, ApiError> {
         let text = |name: &str| -> Result<Option<&str>, ApiError> {
             match headers.get(name) {
                 None => Ok(None),
@@ -91,6 +98,32 @@ impl Verifier {
                 }
             }
         }
+        let session = match text("x-session")? {
+            None | Some("") => None,
+            Some(token) => {
+                let Some(sessions) = &self.sessions else {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidSession,
+                        "guest sessions are disabled on this server (GUEST_SESSIONS)",
+                    ));
+                };
+                Some(
+                    sessions
+                        .open(token, self.clock.now())
+                        .map_err(|e| ApiError::new(ErrorCode::InvalidSession, e.to_string()))?,
+                )
+            }
+        };
+        if let Some((player, key)) = session {
+            return if key.verify(body, timestamp, signature) {
+                Ok(Some(player))
+            } else {
+                Err(ApiError::new(
+                    ErrorCode::InvalidSignature,
+                    "X-Signature does not match the body for this session's key",
+                ))
+            };
+        }
         let key = match text("x-key-id")? {
             None | Some("") => &self.default_mac,
             Some(id) => self.keys.get(id).ok_or_else(|| {
@@ -101,7 +134,7 @@ impl Verifier {
             })?,
         };
         if key.verify(body, timestamp, signature) {
-            Ok(())
+            Ok(None)
         } else {
             Err(ApiError::new(
                 ErrorCode::InvalidSignature,

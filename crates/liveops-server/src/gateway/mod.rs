@@ -12,6 +12,7 @@ pub mod flood;
 pub mod idempotency;
 pub mod limiter;
 pub mod rate_limit;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use liveops_domain::{Clock, Event, EventId};
+use liveops_domain::{Clock, Event, EventId, PlayerId};
 use liveops_store::{Appended, EventLog, NewEvent};
 use serde_json::{json, Value};
 
@@ -49,6 +50,8 @@ pub struct GatewayState {
     pub ip_limiter: Arc<IpRateLimiter>,
     /// Players blocked by an operator: 403 before anything is stored.
     pub blocks: Arc<blocks::BlockList>,
+    /// Guest sessions issued per client IP.
+    pub session_limiter: Arc<limiter::KeyedLimiter<std::net::IpAddr>>,
     /// Per-player `FLOOD_MAX_PER_SEC`.
     pub flood: Arc<FloodGate>,
     pub failed: Arc<FailedEvents>,
@@ -59,6 +62,7 @@ pub fn router(state: GatewayState) -> Router {
     Router::new()
         .route("/events", post(post_event))
         .route("/events/batch", post(post_batch))
+        .route("/sessions", post(post_session))
         .with_state(state)
 }
 
@@ -102,7 +106,16 @@ impl GatewayState {
 
     /// The per-player gates, after validation and before the append: blocked (403), then
     /// flooding (429).
-    fn admit_player(&self, player: &liveops_domain::PlayerId) -> Result<(), ApiError> {
+    fn admit_player(&self, player: &PlayerId, session: Option<&PlayerId>) -> Result<(), ApiError> {
+        if let Some(own) = session.filter(|own| *own != player) {
+            return Err(ApiError::new(
+                ErrorCode::SessionPlayerMismatch,
+                format!(
+                    "this guest session is for player {own}; it cannot send events for {player}"
+                ),
+            )
+            .with_field("playerId"));
+        }
         if let Some(until) = self.blocks.blocked(player) {
             let when = until.map_or("until an operator unblocks them".to_string(), |t| {
                 format!("until {}", t.to_rfc3339())
@@ -117,14 +130,15 @@ impl GatewayState {
             .map_err(|wait| flooding(player, wait))
     }
 
-    /// The checks every signed request passes before its body is looked at.
+    /// The checks every signed request passes before its body is looked at; returns the body
+    /// and, for a guest session, its player.
     async fn admit(
         &self,
         ip: std::net::IpAddr,
         headers: &HeaderMap,
         body: Body,
         limit: usize,
-    ) -> Result<Bytes, Refusal> {
+    ) -> Result<(Bytes, Option<PlayerId>), Refusal> {
         check_json_content_type(headers)?;
         self.ip_limiter.check(ip).map_err(|wait| {
             ApiError::new(
@@ -134,10 +148,10 @@ impl GatewayState {
             .retry_after(wait)
         })?;
         let body = read_body(headers, body, limit).await?;
-        if let Err(error) = self.verifier.verify(headers, &body) {
-            return Err(Refusal { error, body });
+        match self.verifier.verify(headers, &body) {
+            Ok(session) => Ok((body, session)),
+            Err(error) => Err(Refusal { error, body }),
         }
-        Ok(body)
     }
 }
 
@@ -248,7 +262,7 @@ pub async fn post_event(
 ) -> Response {
     let started = Instant::now();
     let ip = s.ip_limiter.client_ip(peer.ip(), &headers);
-    let body = match s.admit(ip, &headers, body, MAX_EVENT_BYTES).await {
+    let (body, session) = match s.admit(ip, &headers, body, MAX_EVENT_BYTES).await {
         Ok(b) => b,
         Err(r) => return s.refuse(&ip, r),
     };
@@ -260,7 +274,7 @@ pub async fn post_event(
         Ok(e) => e,
         Err(e) => return s.refuse(&ip, fail(e.into(), &body)),
     };
-    if let Err(e) = s.admit_player(&event.player_id) {
+    if let Err(e) = s.admit_player(&event.player_id, session.as_ref()) {
         return s.refuse(&ip, fail(e, &body));
     }
     let key = match idempotency_key(&headers) {
@@ -342,7 +356,7 @@ pub async fn post_batch(
     body: Body,
 ) -> Response {
     let ip = s.ip_limiter.client_ip(peer.ip(), &headers);
-    let body = match s.admit(ip, &headers, body, MAX_BATCH_BYTES).await {
+    let (body, session) = match s.admit(ip, &headers, body, MAX_BATCH_BYTES).await {
         Ok(b) => b,
         Err(r) => return s.refuse(&ip, r),
     };
@@ -363,7 +377,7 @@ pub async fn post_batch(
         .into_iter()
         .map(|v| {
             let event = Event::from_value(v).map_err(ApiError::from)?;
-            s.admit_player(&event.player_id)?;
+            s.admit_player(&event.player_id, session.as_ref())?;
             Ok(event)
         })
         .collect();
@@ -446,6 +460,69 @@ pub async fn post_batch(
         }
     }
     (StatusCode::OK, Json(json!({ "results": results }))).into_response()
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SessionRequest {
+    player_id: Option<String>,
+}
+
+#[utoipa::path(post, path = "/sessions", tag = "gateway",
+    request_body(content = Object, description = "{\"playerId\"?}; without one a guest id is generated", content_type = "application/json"),
+    responses(
+        (status = 200, description = "{playerId, token, key, expiresAt}: sign events with `key`, send `X-Session: <token>`"),
+        (status = 400, description = "malformed playerId"),
+        (status = 404, description = "guest sessions are disabled (GUEST_SESSIONS)"),
+        (status = 429, description = "too many sessions from this client"),
+    ))]
+pub async fn post_session(
+    State(s): State<GatewayState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ip = s.ip_limiter.client_ip(peer.ip(), &headers);
+    let result = async {
+        let Some(sessions) = &s.verifier.sessions else {
+            return Err(ApiError::not_found(
+                "guest sessions are disabled on this server (GUEST_SESSIONS)",
+            ));
+        };
+        s.session_limiter.check(&ip).map_err(|wait| {
+            ApiError::new(
+                ErrorCode::RateLimited,
+                "too many guest sessions from this client; slow down",
+            )
+            .retry_after(wait)
+        })?;
+        let body = read_body(&headers, body, 4096).await?;
+        let req: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            SessionRequest::default()
+        } else {
+            check_json_content_type(&headers)?;
+            serde_json::from_slice(&body).map_err(|e| {
+                ApiError::invalid("playerId", format!("expected {{\"playerId\"?}}: {e}"))
+            })?
+        };
+        let player = match req.player_id {
+            Some(p) => PlayerId::parse(p)
+                .map_err(|m| ApiError::invalid("playerId", format!("playerId {m}")))?,
+            None => {
+                let suffix: String = (0..10)
+                    .map(|_| (b'a' + rand::random::<u8>() % 26) as char)
+                    .collect();
+                PlayerId::parse(format!("guest_{suffix}"))
+                    .map_err(|m| ApiError::invalid("playerId", m))?
+            }
+        };
+        Ok(Json(sessions.issue(&player, s.clock.now())))
+    }
+    .await;
+    match result {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn parse_batch(body: &[u8]) -> Result<Vec<Value>, ApiError> {

@@ -152,8 +152,15 @@ pub async fn claim_reward(
     let ip = g.ip_limiter.client_ip(peer.ip(), &headers);
     let result = async {
         gateway::check_json_content_type(&headers)?;
+        g.ip_limiter.check(ip).map_err(|wait| {
+            ApiError::new(
+                ErrorCode::RateLimited,
+                "too many requests from this client; slow down",
+            )
+            .retry_after(wait)
+        })?;
         let body = gateway::read_body(&headers, body, gateway::MAX_EVENT_BYTES).await?;
-        g.verifier.verify(&headers, &body)?;
+        let session = g.verifier.verify(&headers, &body)?;
         let req: ClaimBody = serde_json::from_slice(&body).map_err(|e| {
             let field = if e.to_string().contains("rewardId") {
                 "rewardId"
@@ -167,6 +174,13 @@ pub async fn claim_reward(
             .with_field(field)
         })?;
         let player = parse_player(&req.player_id)?;
+        if let Some(own) = session.filter(|own| *own != player) {
+            return Err(ApiError::new(
+                ErrorCode::SessionPlayerMismatch,
+                format!("this guest session is for player {own}; it cannot claim for {player}"),
+            )
+            .with_field("playerId"));
+        }
         if req.reward_id.is_empty() || req.reward_id.len() > 64 {
             return Err(ApiError::invalid(
                 "rewardId",
@@ -211,7 +225,6 @@ pub async fn claim_reward(
                 metrics::counter!("dropped_events_total", "reason" => e.code().as_str())
                     .increment(1);
             }
-            let _ = ip;
             e.into_response()
         }
     }

@@ -6,3 +6,4 @@ mod ingest;
 mod leaderboards;
 mod ops;
 mod progression;
+mod sessions;
