@@ -372,12 +372,16 @@ pub async fn post_batch(
         Ok(k) => k,
         Err(e) => return s.refuse(&ip, fail(e)),
     };
-    // Each event passes its player's gates; a refusal (403, 429) goes in its slot.
-    let parsed: Vec<Result<Event, ApiError>> = items
+    // Each event passes its player's gates; a refusal (400, 403, 429) goes in its slot, and
+    // the refused item itself goes to the failed-events store. The clone keeps the item for
+    // that store; validation consumes its argument.
+    let parsed: Vec<Result<Event, (ApiError, Vec<u8>)>> = items
         .into_iter()
         .map(|v| {
-            let event = Event::from_value(v).map_err(ApiError::from)?;
-            s.admit_player(&event.player_id, session.as_ref())?;
+            let event = Event::from_value(v.clone())
+                .map_err(|e| (ApiError::from(e), v.to_string().into_bytes()))?;
+            s.admit_player(&event.player_id, session.as_ref())
+                .map_err(|e| (e, event.to_json().to_string().into_bytes()))?;
             Ok(event)
         })
         .collect();
@@ -406,8 +410,7 @@ pub async fn post_batch(
     let now = s.clock.now();
     for (index, r) in parsed.into_iter().enumerate() {
         match r {
-            Err(e) => {
-                let item_body = serde_json::to_vec(&e.to_json()).unwrap_or_default();
+            Err((e, item_body)) => {
                 s.record_refusal(&ip, &e, &item_body);
                 results
                     .push(json!({"index": index, "status": e.status().as_u16(), "error": e.body}));

@@ -162,7 +162,7 @@ struct Writer {
 }
 
 /// Players whose progress the writer keeps in memory before starting over.
-const PROGRESS_CACHE_MAX: usize = 200_000;
+const PROGRESS_CACHE_MAX: usize = 50_000;
 
 /// A page cache and a memory map big enough for the hot parts of the log's indexes and the
 /// progress table: SQLite's default 2 MB cache turns every insert into the `eventId` index
