@@ -110,6 +110,7 @@ impl Application {
             archive: services.archive.clone(),
             clock: clock.clone(),
             topn: cfg.lb_topn,
+            snapshot_cron: cfg.snapshot_cron.clone(),
             applied: Arc::new(tokio::sync::Mutex::new(0)),
         };
         if cfg.admin_token.is_none() {

@@ -118,6 +118,15 @@ pub struct RawConfig {
     pub season_start: Option<String>,
     #[arg(long, env = "SEASON_END", value_name = "SEASON_END")]
     pub season_end: Option<String>,
+    /// When to snapshot the running leaderboards (6-field cron: sec min hour day month dow);
+    /// empty or `off` disables.
+    #[arg(
+        long,
+        env = "SNAPSHOT_CRON",
+        value_name = "SNAPSHOT_CRON",
+        default_value = "0 */15 * * * *"
+    )]
+    pub snapshot_cron: String,
     #[arg(
         long,
         env = "RATE_LIMIT_MAX",
@@ -231,6 +240,8 @@ pub struct Config {
     pub lb_topn: usize,
     pub timezone: chrono_tz::Tz,
     pub season: SeasonRule,
+    /// `None`: no periodic snapshots.
+    pub snapshot_cron: Option<cron::Schedule>,
     pub rate_limit_max: u32,
     /// Events per second per player (burst of as many); 0 disables.
     pub flood_max_per_sec: u32,
@@ -392,6 +403,15 @@ impl Config {
             lb_topn: raw.lb_topn,
             timezone,
             season,
+            snapshot_cron: match raw.snapshot_cron.trim() {
+                "" | "off" => None,
+                expr => Some(expr.parse::<cron::Schedule>().map_err(|e| {
+                    bad(
+                        "SNAPSHOT_CRON",
+                        format!("expected a 6-field cron expression like \"0 */15 * * * *\": {e}"),
+                    )
+                })?),
+            },
             rate_limit_max: raw.rate_limit_max,
             flood_max_per_sec: raw.flood_max_per_sec,
             rate_limit_exempt: parse_cidrs("RATE_LIMIT_EXEMPT", &raw.rate_limit_exempt)?,
@@ -594,6 +614,7 @@ mod tests {
             (&["--lb-topn", "0"], "LB_TOPN"),
             (&["--season-id", "s1"], "SEASON_ID"),
             (&["--redis-url", "redis://127.0.0.1"], "REDIS_URL"),
+            (&["--snapshot-cron", "every quarter hour"], "SNAPSHOT_CRON"),
         ];
         for (args, var) in cases {
             let mut a = vec!["--hmac-secret", secret.as_str()];

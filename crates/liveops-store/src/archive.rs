@@ -35,6 +35,9 @@ pub struct ArchivedPeriod {
 pub trait Archive: Send + Sync + 'static {
     /// Stores the standings of an ended period, replacing any earlier copy.
     async fn put_period(&self, period: &ArchivedPeriod) -> Result<(), StoreError>;
+    /// Stores a snapshot of a running period's standings taken at `archived_at`
+    /// (`SNAPSHOT_CRON`, `liveops snapshot`); snapshots accumulate.
+    async fn put_snapshot(&self, snapshot: &ArchivedPeriod) -> Result<(), StoreError>;
     async fn get_period(
         &self,
         window: &str,
@@ -69,6 +72,22 @@ impl FileArchive {
     }
 }
 
+/// Writes `body` to `path` through a temporary file and a rename, fsynced.
+async fn write_atomically(path: PathBuf, body: Vec<u8>) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, body)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    })
+    .await
+    .map_err(|_| StoreError::Closed)?
+}
+
 #[async_trait]
 impl Archive for FileArchive {
     async fn put_period(&self, p: &ArchivedPeriod) -> Result<(), StoreError> {
@@ -76,18 +95,22 @@ impl Archive for FileArchive {
             StoreError::Corrupt(format!("bad archive name {}/{}", p.window, p.period))
         })?;
         let body = serde_json::to_vec(p).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, body)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            Ok(())
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+        write_atomically(path, body).await
+    }
+
+    async fn put_snapshot(&self, p: &ArchivedPeriod) -> Result<(), StoreError> {
+        let period_path = self.path(&p.window, &p.period).ok_or_else(|| {
+            StoreError::Corrupt(format!("bad archive name {}/{}", p.window, p.period))
+        })?;
+        // archive/snapshots/<window>/<period>/<unix millis>.json
+        let path = self
+            .root
+            .join("snapshots")
+            .join(&p.window)
+            .join(period_path.file_stem().unwrap_or_default())
+            .join(format!("{}.json", p.archived_at.timestamp_millis()));
+        let body = serde_json::to_vec(p).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        write_atomically(path, body).await
     }
 
     async fn get_period(

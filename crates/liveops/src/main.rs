@@ -30,6 +30,8 @@ enum Command {
     Migrate(Box<cmd::migrate::Args>),
     /// Rebuild the current leaderboards from the system of record and print them.
     Rebuild(Box<cmd::rebuild::Args>),
+    /// Snapshot the current leaderboards from the system of record into the archive.
+    Snapshot(Box<cmd::snapshot::Args>),
     /// Check a reward receipt's signature and age.
     VerifyReceipt(cmd::verify_receipt::Args),
 }
@@ -47,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             Command::Loadgen(args) => cmd::loadgen::run(args).await,
             Command::Migrate(args) => cmd::migrate::run(*args).await,
             Command::Rebuild(args) => cmd::rebuild::run(*args).await,
+            Command::Snapshot(args) => cmd::snapshot::run(*args).await,
             Command::VerifyReceipt(args) => cmd::verify_receipt::run(args).await,
         }
     })

@@ -36,6 +36,8 @@ pub struct LeaderboardState {
     pub archive: Arc<dyn Archive>,
     pub clock: Arc<dyn Clock>,
     pub topn: usize,
+    /// `SNAPSHOT_CRON`: when to snapshot the running boards into the archive.
+    pub snapshot_cron: Option<cron::Schedule>,
     /// The worker's cursor, held while a batch is applied: a live rebuild takes it so that the
     /// boards are rebuilt up to exactly the events the worker has applied, and the worker goes
     /// on after them (no event counted twice or missed).
@@ -124,6 +126,13 @@ pub async fn run_worker(
 
 async fn roll_over_loop(state: LeaderboardState, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let next_snapshot = |after: DateTime<Utc>| {
+        state
+            .snapshot_cron
+            .as_ref()
+            .and_then(|c| c.after(&after).next())
+    };
+    let mut snapshot_due = next_snapshot(state.clock.now());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -139,9 +148,54 @@ async fn roll_over_loop(state: LeaderboardState, shutdown: CancellationToken) {
                 tracing::info!(window = finished.period.window.as_str(), period = %finished.period.id, "period archived");
             }
         }
+        if snapshot_due.is_some_and(|due| due <= now) {
+            match snapshot(&state, now).await {
+                Ok(n) => tracing::info!(boards = n, "leaderboard snapshot taken"),
+                Err(e) => tracing::error!(error = %e, "leaderboard snapshot failed"),
+            }
+            snapshot_due = next_snapshot(now);
+        }
         if let Some(w) = state.boards.windows().first() {
             metrics::gauge!("active_players_gauge").set(state.boards.total(*w, now) as f64);
         }
+    }
+}
+
+/// Writes the top `LB_TOPN` of every running board, as they stand at `now`, to the archive.
+pub async fn snapshot(state: &LeaderboardState, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let windows = state.boards.windows();
+    for w in &windows {
+        let page = state.boards.page(*w, now, 0, state.topn);
+        state
+            .archive
+            .put_snapshot(&standings(&page.period, page.total, &page.entries, now))
+            .await?;
+    }
+    Ok(windows.len())
+}
+
+/// Standings in the archive's shape.
+pub fn standings(
+    period: &Period,
+    total: u64,
+    entries: &[Entry],
+    at: DateTime<Utc>,
+) -> ArchivedPeriod {
+    ArchivedPeriod {
+        window: period.window.as_str().to_string(),
+        period: period.id.clone(),
+        start: period.start,
+        end: period.end,
+        archived_at: at,
+        total,
+        entries: entries
+            .iter()
+            .map(|e| ArchivedEntry {
+                rank: e.rank,
+                player_id: e.player_id.to_string(),
+                score: e.score,
+            })
+            .collect(),
     }
 }
 

@@ -219,3 +219,41 @@ async fn boards_are_rebuilt_exactly_after_a_restart() {
         .body;
     assert_eq!(ids(&before), ids(&after));
 }
+
+#[tokio::test]
+async fn running_boards_are_snapshotted_on_snapshot_cron() {
+    let app = spawn_with(Options {
+        clock: Some(liveops_domain::ManualClock::new(at(2026, 11, 22, 10))),
+        configure: Box::new(|c| c.snapshot_cron = Some("30 * * * * *".parse().unwrap())),
+        ..Options::default()
+    })
+    .await;
+    seed(&app, &[("snap_a", 40), ("snap_b", 60)]).await;
+    app.clock().advance(chrono::Duration::seconds(45));
+    let dir = app
+        .data_dir
+        .path()
+        .join("archive/snapshots/daily/2026-11-22");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let file = loop {
+        if let Some(f) = std::fs::read_dir(&dir)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+        {
+            break f.path();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot in {}",
+            dir.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let snap: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    assert_eq!(snap["total"], 2);
+    assert_eq!(
+        ids(&snap),
+        vec![("snap_b".into(), 60), ("snap_a".into(), 40)]
+    );
+}
