@@ -166,7 +166,10 @@ async fn refused_requests_are_listed_in_the_failed_events_store() {
     assert_eq!(first["body"], "{not json");
     // A refused item of a batch is kept as the item itself.
     let bad_item = json!({"type": "progression", "playerId": "player_dlq", "ts": 1, "payload": {"deltaXp": 0, "activity": "a"}});
-    app.client.post_batch(std::slice::from_ref(&bad_item)).await.unwrap();
+    app.client
+        .post_batch(std::slice::from_ref(&bad_item))
+        .await
+        .unwrap();
     let failed = admin_get(&app, "/admin/failed-events?limit=1").await.body;
     let kept: serde_json::Value =
         serde_json::from_str(failed["failed"][0]["body"].as_str().unwrap()).unwrap();
