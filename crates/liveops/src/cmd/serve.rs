@@ -30,9 +30,9 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.role != Role::All {
         anyhow::bail!(
-            "--role {:?} needs the scale-out backends: set DB_URL (PostgreSQL), REDIS_URL and BUS_KIND=nats with BUS_CONN; \
+            "--role {} needs the scale-out backends: set DB_URL (PostgreSQL), REDIS_URL and BUS_KIND=nats with BUS_CONN; \
              on the embedded defaults run `liveops serve` (all roles in one process)",
-            args.role
+            format!("{:?}", args.role).to_lowercase()
         );
     }
     let cfg = Config::from_raw(args.config).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
