@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use liveops_domain::progression::Progress;
+use liveops_domain::progression::{Drop, Progress, MAX_RECENT_DROPS};
 use liveops_domain::signing::Receipt;
 use liveops_domain::{Event, EventId, EventType, PlayerId};
 use parking_lot::Mutex;
@@ -349,22 +349,23 @@ fn cursor_of(conn: &Connection, consumer: &str) -> rusqlite::Result<u64> {
     Ok(seq.unwrap_or(0) as u64)
 }
 
+/// A player's progress row. The writer's apply path leaves `drops` empty (drops live in
+/// `player_drops`); the read API fills them in with [`recent_drops`].
 fn load_progress(conn: &Connection, player: &str) -> Result<Option<StoredProgress>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT xp, level, boss_kills, drops, updated_at_ms FROM player_progress WHERE player_id = ?1",
+            "SELECT xp, level, boss_kills, updated_at_ms FROM player_progress WHERE player_id = ?1",
         )?
         .query_row([player], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(3)?,
             ))
         })
         .optional()?;
-    let Some((xp, level, boss_kills, drops, updated_at_ms)) = row else {
+    let Some((xp, level, boss_kills, updated_at_ms)) = row else {
         return Ok(None);
     };
     let corrupt =
@@ -374,10 +375,29 @@ fn load_progress(conn: &Connection, player: &str) -> Result<Option<StoredProgres
             xp,
             level,
             boss_kills: serde_json::from_str(&boss_kills).map_err(corrupt)?,
-            drops: serde_json::from_str(&drops).map_err(corrupt)?,
+            drops: Vec::new(),
         },
         updated_at: ms_to_time(updated_at_ms),
     }))
+}
+
+/// The player's most recent drops, oldest first, as progress shows them.
+fn recent_drops(conn: &Connection, player: &str) -> Result<Vec<Drop>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT drop_id, weight, source, event_id FROM player_drops WHERE player_id = ?1
+         ORDER BY seq DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![player, MAX_RECENT_DROPS as i64], |r| {
+        Ok(Drop {
+            drop_id: r.get(0)?,
+            weight: r.get(1)?,
+            source: r.get(2)?,
+            event_id: r.get(3)?,
+        })
+    })?;
+    let mut drops = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    drops.reverse();
+    Ok(drops)
 }
 
 fn apply(
@@ -391,6 +411,10 @@ fn apply(
     let mut touched: HashMap<String, StoredProgress> = HashMap::new();
     let mut grant = conn.prepare_cached(
         "INSERT INTO rewards (player_id, reward_id, item, level, granted_at_ms, event_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+    )?;
+    let mut add_drop = conn.prepare_cached(
+        "INSERT INTO player_drops (player_id, seq, event_id, drop_id, weight, source)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
     )?;
     for le in events.iter().filter(|e| e.seq > start) {
@@ -408,7 +432,19 @@ fn apply(
         }
         // Cannot fail: inserted just above when absent.
         let sp = touched.get_mut(player).expect("progress loaded above");
-        for reward in sp.progress.apply(&le.event) {
+        let rewards = sp.progress.apply(&le.event);
+        // Drops go to their own table; the progress row (and the writer's cache) stays small.
+        for d in sp.progress.drops.drain(..) {
+            add_drop.execute(params![
+                player,
+                le.seq as i64,
+                d.event_id,
+                d.drop_id,
+                d.weight,
+                d.source
+            ])?;
+        }
+        for reward in rewards {
             grant.execute(params![
                 player,
                 reward.reward_id,
@@ -423,9 +459,9 @@ fn apply(
     }
     let mut save = conn.prepare_cached(
         "INSERT INTO player_progress (player_id, xp, level, boss_kills, drops, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         VALUES (?1, ?2, ?3, ?4, '[]', ?5)
          ON CONFLICT (player_id) DO UPDATE SET xp = excluded.xp, level = excluded.level,
-           boss_kills = excluded.boss_kills, drops = excluded.drops, updated_at_ms = excluded.updated_at_ms",
+           boss_kills = excluded.boss_kills, updated_at_ms = excluded.updated_at_ms",
     )?;
     for (player, sp) in &touched {
         save.execute(params![
@@ -433,7 +469,6 @@ fn apply(
             sp.progress.xp,
             sp.progress.level,
             json(&sp.progress.boss_kills),
-            json(&sp.progress.drops),
             sp.updated_at.timestamp_millis(),
         ])?;
     }
@@ -590,8 +625,14 @@ impl ProgressStore for SqliteStore {
 
     async fn progress(&self, player: &PlayerId) -> Result<Option<StoredProgress>, StoreError> {
         let player = player.clone();
-        self.read(move |conn| load_progress(conn, player.as_str()))
-            .await
+        self.read(move |conn| {
+            let Some(mut p) = load_progress(conn, player.as_str())? else {
+                return Ok(None);
+            };
+            p.progress.drops = recent_drops(conn, player.as_str())?;
+            Ok(Some(p))
+        })
+        .await
     }
 
     async fn rewards(&self, player: &PlayerId) -> Result<Vec<RewardRecord>, StoreError> {

@@ -72,6 +72,26 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     "#,
+    // 3: drops move out of the progress row into an append-only table, so applying an event
+    // no longer rewrites a player's whole drop list (the hot path of progression).
+    r#"
+    CREATE TABLE player_drops (
+        player_id TEXT NOT NULL,
+        seq       INTEGER NOT NULL,
+        event_id  TEXT NOT NULL,
+        drop_id   TEXT NOT NULL,
+        weight    REAL NOT NULL,
+        source    TEXT NOT NULL,
+        PRIMARY KEY (player_id, seq)
+    );
+    INSERT OR IGNORE INTO player_drops (player_id, seq, event_id, drop_id, weight, source)
+        SELECT p.player_id, COALESCE(e.seq, -d.key), json_extract(d.value, '$.eventId'),
+               json_extract(d.value, '$.dropId'), json_extract(d.value, '$.weight'),
+               json_extract(d.value, '$.source')
+        FROM player_progress p, json_each(p.drops) d
+        LEFT JOIN events e ON e.event_id = json_extract(d.value, '$.eventId');
+    UPDATE player_progress SET drops = '[]';
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
