@@ -62,6 +62,8 @@ pub struct Application {
     gateway: GatewayState,
     leaderboards: LeaderboardState,
     services: Services,
+    /// The Prometheus handle, for the periodic upkeep; `None` with `METRICS_ENABLED=false`.
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Application {
@@ -129,6 +131,7 @@ impl Application {
             log: services.log.clone(),
             metrics: cfg.metrics_enabled.then(crate::ops::prometheus),
         };
+        let metrics = ops.metrics.clone();
         let router = Router::new()
             .merge(crate::gateway::router(gateway.clone()))
             .merge(crate::progression::router(progression))
@@ -152,6 +155,7 @@ impl Application {
             gateway,
             leaderboards,
             services,
+            metrics,
         })
     }
 
@@ -168,6 +172,7 @@ impl Application {
             gateway,
             leaderboards,
             services,
+            metrics,
         } = self;
         let mut workers = tokio::task::JoinSet::new();
         workers.spawn(crate::progression::run_worker(
@@ -180,7 +185,7 @@ impl Application {
             services.log.clone(),
             shutdown.clone(),
         ));
-        workers.spawn(housekeeping(gateway, shutdown.clone()));
+        workers.spawn(housekeeping(gateway, metrics, shutdown.clone()));
         let server = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -199,9 +204,15 @@ impl Application {
     }
 }
 
-/// Keeps per-client state bounded: expired idempotency keys, idle rate-limit and flood buckets.
-async fn housekeeping(g: GatewayState, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
+/// Keeps per-client state bounded: expired idempotency keys, idle rate-limit and flood buckets;
+/// and drains the Prometheus histograms, which buffer every sample until the next render or
+/// upkeep: without a scraper they would grow by one entry per request forever.
+async fn housekeeping(
+    g: GatewayState,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -211,6 +222,9 @@ async fn housekeeping(g: GatewayState, shutdown: CancellationToken) -> anyhow::R
                 g.flood.clean();
                 g.blocks.prune();
                 g.session_limiter.clean();
+                if let Some(m) = &metrics {
+                    m.run_upkeep();
+                }
             }
         }
     }
