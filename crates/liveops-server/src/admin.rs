@@ -3,8 +3,8 @@
 //! logs that the admin API is disabled. Every action is written to the audit log (who, what,
 //! when) in the system of record.
 //!
-//! This slice covers blocks, the failed-events store, the audit log and an on-demand
-//! leaderboard rebuild; quarantine review and erasure arrive with the fairness guard.
+//! Covered: blocks, quarantine review (release / reject), the failed-events store, the audit
+//! log and an on-demand leaderboard rebuild. Erasure is still to come.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,13 +16,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use liveops_domain::Clock;
-use liveops_store::{AdminStore, AuditEntry, Block, EventLog};
+use liveops_domain::EventId;
+use liveops_store::{AdminStore, AuditEntry, Block, Resolution, ResolveOutcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::error::{ApiError, ErrorCode};
+use crate::fairness::FairnessState;
 use crate::gateway::blocks::BlockList;
 use crate::gateway::failed::FailedEvents;
 use crate::leaderboard::LeaderboardState;
@@ -40,7 +42,8 @@ pub struct AdminState {
     pub blocks: Arc<BlockList>,
     pub failed: Arc<FailedEvents>,
     pub leaderboards: LeaderboardState,
-    pub log: Arc<dyn EventLog>,
+    /// Quarantine review: the flags and the detector a release teaches.
+    pub fairness: FairnessState,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -54,6 +57,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/failed-events", get(failed_events))
         .route("/admin/audit", get(audit))
         .route("/admin/leaderboards/rebuild", post(rebuild))
+        .route("/admin/flags/{event_id}/release", post(release))
+        .route("/admin/flags/{event_id}/reject", post(reject))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -249,7 +254,7 @@ async fn audit(
 /// Rebuilds the in-memory leaderboards from the system of record (what `liveops rebuild`
 /// checks offline), exactly: see `leaderboard::rebuild_live`.
 async fn rebuild(State(s): State<AdminState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let totals = crate::leaderboard::rebuild_live(&s.leaderboards, &s.log)
+    let totals = crate::leaderboard::rebuild_live(&s.leaderboards)
         .await
         .map_err(ApiError::unavailable)?;
     s.audit(
@@ -260,4 +265,79 @@ async fn rebuild(State(s): State<AdminState>, headers: HeaderMap) -> Result<Json
     )
     .await?;
     Ok(Json(json!({ "rebuilt": totals })))
+}
+
+async fn release(
+    State(s): State<AdminState>,
+    Path(event_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    resolve(s, event_id, headers, Resolution::Release).await
+}
+
+async fn reject(
+    State(s): State<AdminState>,
+    Path(event_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    resolve(s, event_id, headers, Resolution::Reject).await
+}
+
+/// Releases or rejects a quarantined event once. A release was applied to progression in the
+/// store's transaction; here it reaches the in-memory boards (under the leaderboard worker's
+/// lock, like any batch) and teaches the detector, as an accepted event would have.
+async fn resolve(
+    s: AdminState,
+    event_id: String,
+    headers: HeaderMap,
+    resolution: Resolution,
+) -> Result<Json<Value>, ApiError> {
+    let event_id = EventId::parse(event_id)
+        .map_err(|m| ApiError::invalid("eventId", format!("eventId {m}")))?;
+    let by = actor(&headers);
+    let outcome = s
+        .fairness
+        .store
+        .resolve(event_id.as_str(), resolution, &by, s.clock.now())
+        .await
+        .map_err(ApiError::unavailable)?;
+    let flag = match outcome {
+        ResolveOutcome::NotFound => {
+            return Err(ApiError::not_found(format!("no flagged event {event_id}")))
+        }
+        ResolveOutcome::NotQuarantined(flag) => {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "event {event_id} is {}, not quarantined",
+                    flag.status.as_str()
+                ),
+            ))
+        }
+        ResolveOutcome::Resolved { flag, event } => {
+            if let Some(e) = event {
+                let _applied = s.leaderboards.applied.lock().await;
+                s.leaderboards
+                    .boards
+                    .apply(&e.event.player_id, e.xp, e.received_at);
+                s.fairness
+                    .detector
+                    .write()
+                    .accept(&e.event.player_id, &e.event.kind);
+            }
+            flag
+        }
+    };
+    let action = match resolution {
+        Resolution::Release => "release",
+        Resolution::Reject => "reject",
+    };
+    s.audit(
+        &headers,
+        action,
+        event_id.as_str(),
+        json!({"playerId": flag.player_id, "reason": flag.reason}),
+    )
+    .await?;
+    Ok(Json(json!({ "flag": flag })))
 }

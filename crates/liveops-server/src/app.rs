@@ -12,7 +12,8 @@ use liveops_domain::window::Calendar;
 use liveops_domain::Clock;
 use liveops_hotstate::MemoryLeaderboards;
 use liveops_store::{
-    AdminStore, Archive, BoardSource, EventLog, FileArchive, ProgressStore, SqliteStore,
+    AdminStore, Archive, BoardSource, EventLog, FairnessStore, FileArchive, ProgressStore,
+    SqliteStore,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,7 @@ pub struct Services {
     pub board_source: Arc<dyn BoardSource>,
     pub archive: Arc<dyn Archive>,
     pub admin: Arc<dyn AdminStore>,
+    pub fairness: Arc<dyn FairnessStore>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -49,7 +51,8 @@ impl Services {
             log: Arc::new(store.clone()),
             progress: Arc::new(store.clone()),
             board_source: Arc::new(store.clone()),
-            admin: Arc::new(store),
+            admin: Arc::new(store.clone()),
+            fairness: Arc::new(store),
             archive: Arc::new(FileArchive::new(cfg.data_dir.join("archive"))),
             clock,
         })
@@ -62,6 +65,9 @@ pub struct Application {
     gateway: GatewayState,
     leaderboards: LeaderboardState,
     services: Services,
+    fairness: crate::fairness::FairnessState,
+    /// What progression and leaderboards consume: the log as the fairness guard decided it.
+    decided: Arc<crate::fairness::DecidedLog>,
     /// The Prometheus handle, for the periodic upkeep; `None` with `METRICS_ENABLED=false`.
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -103,6 +109,13 @@ impl Application {
             clock: clock.clone(),
             gateway: gateway.clone(),
         };
+        let fairness_cursor = services.progress.cursor(crate::fairness::CONSUMER).await?;
+        let (fairness, decided) = crate::fairness::FairnessState::new(
+            &cfg,
+            &services,
+            gateway.blocks.clone(),
+            fairness_cursor,
+        );
         let leaderboards = LeaderboardState {
             boards: Arc::new(MemoryLeaderboards::new(
                 (*calendar).clone(),
@@ -124,7 +137,7 @@ impl Application {
             blocks,
             failed: gateway.failed.clone(),
             leaderboards: leaderboards.clone(),
-            log: services.log.clone(),
+            fairness: fairness.clone(),
             clock: clock.clone(),
         };
         let ops = OpsState {
@@ -137,6 +150,7 @@ impl Application {
             .merge(crate::progression::router(progression))
             .merge(crate::leaderboard::router(leaderboards.clone()))
             .merge(crate::admin::router(admin))
+            .merge(crate::fairness::router(fairness.clone()))
             .merge(crate::ops::router(ops))
             // Innermost: a panic in a handler becomes a 500 for that request (never a dead
             // connection task), which `json_errors` then turns into a JSON error.
@@ -155,6 +169,8 @@ impl Application {
             gateway,
             leaderboards,
             services,
+            fairness,
+            decided,
             metrics,
         })
     }
@@ -172,17 +188,25 @@ impl Application {
             gateway,
             leaderboards,
             services,
+            fairness,
+            decided,
             metrics,
         } = self;
         let mut workers = tokio::task::JoinSet::new();
-        workers.spawn(crate::progression::run_worker(
+        workers.spawn(crate::fairness::run_worker(
+            fairness,
             services.log.clone(),
+            shutdown.clone(),
+        ));
+        let decided: Arc<dyn EventLog> = decided;
+        workers.spawn(crate::progression::run_worker(
+            decided.clone(),
             services.progress.clone(),
             shutdown.clone(),
         ));
         workers.spawn(crate::leaderboard::run_worker(
             leaderboards,
-            services.log.clone(),
+            decided,
             shutdown.clone(),
         ));
         workers.spawn(housekeeping(gateway, metrics, shutdown.clone()));

@@ -129,6 +129,41 @@ pub struct RawConfig {
     pub snapshot_cron: String,
     #[arg(
         long,
+        env = "ANOMALY_Z",
+        value_name = "ANOMALY_Z",
+        default_value_t = 3.5
+    )]
+    pub anomaly_z: f64,
+    #[arg(
+        long,
+        env = "ANOMALY_ACTION",
+        value_name = "ANOMALY_ACTION",
+        default_value = "quarantine"
+    )]
+    pub anomaly_action: String,
+    #[arg(
+        long,
+        env = "BLOCK_SEC",
+        value_name = "BLOCK_SEC",
+        default_value_t = 60
+    )]
+    pub block_sec: i64,
+    #[arg(
+        long,
+        env = "MAX_DELTA_XP",
+        value_name = "MAX_DELTA_XP",
+        default_value_t = 10_000
+    )]
+    pub max_delta_xp: i64,
+    #[arg(
+        long,
+        env = "MAX_BOSS_POINTS",
+        value_name = "MAX_BOSS_POINTS",
+        default_value_t = 100_000
+    )]
+    pub max_boss_points: i64,
+    #[arg(
+        long,
         env = "RATE_LIMIT_MAX",
         value_name = "RATE_LIMIT_MAX",
         default_value_t = 50
@@ -240,6 +275,9 @@ pub struct Config {
     pub lb_topn: usize,
     pub timezone: chrono_tz::Tz,
     pub season: SeasonRule,
+    /// The fairness guard's thresholds (SPEC section 7).
+    pub fairness: liveops_domain::fairness::FairnessRules,
+    pub anomaly_action: crate::fairness::AnomalyAction,
     /// `None`: no periodic snapshots.
     pub snapshot_cron: Option<cron::Schedule>,
     pub rate_limit_max: u32,
@@ -403,6 +441,40 @@ impl Config {
             lb_topn: raw.lb_topn,
             timezone,
             season,
+            fairness: {
+                if !(raw.anomaly_z.is_finite() && raw.anomaly_z > 0.0) {
+                    return Err(bad(
+                        "ANOMALY_Z",
+                        format!("must be a number above 0, got {}", raw.anomaly_z),
+                    ));
+                }
+                if raw.block_sec < 1 {
+                    return Err(bad("BLOCK_SEC", "must be at least 1 second"));
+                }
+                if raw.max_delta_xp < 1 {
+                    return Err(bad("MAX_DELTA_XP", "must be at least 1"));
+                }
+                if raw.max_boss_points < 0 {
+                    return Err(bad("MAX_BOSS_POINTS", "must be at least 0"));
+                }
+                liveops_domain::fairness::FairnessRules {
+                    z_threshold: raw.anomaly_z,
+                    max_delta_xp: raw.max_delta_xp,
+                    max_boss_points: raw.max_boss_points,
+                    block_sec: raw.block_sec,
+                    ..Default::default()
+                }
+            },
+            anomaly_action: match raw.anomaly_action.as_str() {
+                "quarantine" => crate::fairness::AnomalyAction::Quarantine,
+                "flag" => crate::fairness::AnomalyAction::Flag,
+                other => {
+                    return Err(bad(
+                        "ANOMALY_ACTION",
+                        format!("must be quarantine or flag, got {other:?}"),
+                    ))
+                }
+            },
             snapshot_cron: match raw.snapshot_cron.trim() {
                 "" | "off" => None,
                 expr => Some(expr.parse::<cron::Schedule>().map_err(|e| {
@@ -615,6 +687,8 @@ mod tests {
             (&["--season-id", "s1"], "SEASON_ID"),
             (&["--redis-url", "redis://127.0.0.1"], "REDIS_URL"),
             (&["--snapshot-cron", "every quarter hour"], "SNAPSHOT_CRON"),
+            (&["--anomaly-action", "ban"], "ANOMALY_ACTION"),
+            (&["--anomaly-z", "0"], "ANOMALY_Z"),
         ];
         for (args, var) in cases {
             let mut a = vec!["--hmac-secret", secret.as_str()];

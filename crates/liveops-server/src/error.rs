@@ -12,6 +12,8 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     IdempotencyKeyReuse,
+    /// The resource is not in a state that allows the action (e.g. releasing a rejected event).
+    Conflict,
     MissingSignature,
     InvalidSignature,
     StaleTimestamp,
@@ -35,6 +37,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::IdempotencyKeyReuse => "idempotency_key_reuse",
+            Self::Conflict => "conflict",
             Self::MissingSignature => "missing_signature",
             Self::InvalidSignature => "invalid_signature",
             Self::StaleTimestamp => "stale_timestamp",
@@ -57,7 +60,7 @@ impl ErrorCode {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Self::IdempotencyKeyReuse => StatusCode::CONFLICT,
+            Self::IdempotencyKeyReuse | Self::Conflict => StatusCode::CONFLICT,
             Self::MissingSignature
             | Self::InvalidSignature
             | Self::StaleTimestamp

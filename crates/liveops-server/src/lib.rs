@@ -7,7 +7,9 @@
 //!   (SPEC section 5).
 //! - [`leaderboard`]: rankings, history, rollover, and the worker applying the log (SPEC
 //!   section 6).
-//! - [`pipeline`]: the consumer loop both workers share.
+//! - [`fairness`]: the fairness guard: judges the log before the other consumers, flags,
+//!   quarantine, blocks, `/fairness/*` (SPEC section 7).
+//! - [`pipeline`]: the consumer loop the workers share.
 //! - [`admin`]: the admin API under `/admin/*` (blocks, failed events, audit, rebuild).
 //! - [`ops`]: health, readiness, metrics, OpenAPI (SPEC section 8).
 //! - [`error`]: the API error type and the SPEC error codes.
@@ -20,6 +22,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod fairness;
 pub mod gateway;
 pub mod leaderboard;
 pub mod ops;

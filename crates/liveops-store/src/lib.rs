@@ -8,6 +8,8 @@
 //! - [`BoardSource`]: the sums the in-memory leaderboards are rebuilt from.
 //! - [`Archive`]: final standings of ended leaderboard periods.
 //! - [`AdminStore`]: operator blocks and the audit log of admin actions.
+//! - [`FairnessStore`]: flagged events (`suspicious_events`), their review, and the "decided"
+//!   view of the log that progression and leaderboards consume.
 //!
 //! Implementations: [`SqliteStore`] (embedded default, one file in `DATA_DIR`) and
 //! [`FileArchive`]. PostgreSQL and object storage implement the same traits later.
@@ -21,6 +23,7 @@ use liveops_domain::progression::Progress;
 use liveops_domain::signing::Receipt;
 use liveops_domain::{Event, PlayerId};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, watch};
@@ -187,6 +190,123 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn append_audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
     /// The newest entries first.
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// What became of a flagged event (SPEC section 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlagStatus {
+    /// Held out of progression and leaderboards until an operator decides.
+    Quarantined,
+    /// Applied, only recorded (`ANOMALY_ACTION=flag`).
+    Flagged,
+    Released,
+    Rejected,
+}
+
+impl FlagStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quarantined => "quarantined",
+            Self::Flagged => "flagged",
+            Self::Released => "released",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Quarantined,
+            Self::Flagged,
+            Self::Released,
+            Self::Rejected,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
+    }
+
+    /// Whether consumers apply an event in this state.
+    pub fn applies(self) -> bool {
+        matches!(self, Self::Flagged | Self::Released)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagRecord {
+    #[serde(skip)]
+    pub seq: u64,
+    pub event_id: String,
+    pub player_id: String,
+    pub metric: String,
+    pub value: f64,
+    pub rule: String,
+    /// Why, in words a reviewer understands.
+    pub reason: String,
+    pub status: FlagStatus,
+    pub flagged_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FlagFilter {
+    pub player: Option<PlayerId>,
+    pub status: Option<FlagStatus>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    Release,
+    Reject,
+}
+
+#[derive(Debug, Clone)]
+pub enum ResolveOutcome {
+    /// Done. On release the event, now applied to progression in the same transaction, so the
+    /// caller can apply it to the in-memory boards.
+    Resolved {
+        flag: FlagRecord,
+        event: Option<LoggedEvent>,
+    },
+    /// The event is not (or no longer) quarantined.
+    NotQuarantined(FlagRecord),
+    NotFound,
+}
+
+#[async_trait]
+pub trait FairnessStore: Send + Sync + 'static {
+    /// Records a batch's flags and moves the fairness cursor, in one transaction.
+    async fn record_flags(
+        &self,
+        consumer: &str,
+        flags: Vec<FlagRecord>,
+        cursor: u64,
+    ) -> Result<(), StoreError>;
+    /// Newest first, with the total matching the filter.
+    async fn flags(&self, filter: FlagFilter) -> Result<(Vec<FlagRecord>, u64), StoreError>;
+    /// The status of every flag on events up to `upto`, by seq (for rebuilding the detector).
+    async fn flag_statuses(&self, upto: u64) -> Result<HashMap<u64, FlagStatus>, StoreError>;
+    /// Releases (applying the event to progression in the same transaction) or rejects a
+    /// quarantined event; exactly once, whoever asks twice.
+    async fn resolve(
+        &self,
+        event_id: &str,
+        resolution: Resolution,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ResolveOutcome, StoreError>;
+    /// Log events in `(after, upto]` that consumers apply as they pass: unflagged or flagged.
+    /// Quarantined and rejected events are held out; a released one is applied by the release
+    /// itself (progression in its transaction), never through this view, so it counts once.
+    async fn read_decided_after(
+        &self,
+        after: u64,
+        limit: usize,
+        upto: u64,
+    ) -> Result<Vec<LoggedEvent>, StoreError>;
 }
 
 /// Per-player XP sums over a time range, for rebuilding leaderboards from the log.

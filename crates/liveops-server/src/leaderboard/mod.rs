@@ -71,7 +71,6 @@ pub async fn rebuild(state: &LeaderboardState, upto: u64) -> Result<(), StoreErr
 /// worker's cursor lock, up to the last event it applied. Returns the players per window.
 pub async fn rebuild_live(
     state: &LeaderboardState,
-    _log: &Arc<dyn EventLog>,
 ) -> Result<HashMap<&'static str, u64>, StoreError> {
     let applied = state.applied.lock().await;
     rebuild(state, *applied).await?;

@@ -1,6 +1,7 @@
 //! Black-box API tests: a real server on a random port, hit over HTTP (zero2prod `tests/api`).
 
 mod admin;
+mod fairness;
 mod helpers;
 mod ingest;
 mod leaderboards;

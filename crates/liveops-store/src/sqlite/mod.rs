@@ -25,7 +25,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::{
     AdminStore, Appended, AuditEntry, Block, BoardSource, ClaimOutcome, CommittedBatch, EventLog,
-    LoggedEvent, NewEvent, ProgressStore, ReceiptMaker, RewardRecord, StoreError, StoredProgress,
+    FairnessStore, FlagFilter, FlagRecord, FlagStatus, LoggedEvent, NewEvent, ProgressStore,
+    ReceiptMaker, Resolution, ResolveOutcome, RewardRecord, StoreError, StoredProgress,
 };
 
 /// The most commands one group commit takes, bounding the latency of the first one.
@@ -45,6 +46,14 @@ enum WriteCmd {
     Claim(PlayerId, String, ReceiptMaker, Reply<ClaimOutcome>),
     /// A small write of its own (blocks, audit entries), run inside the group's transaction.
     Exec(ExecFn, Reply<()>),
+    /// Release or reject a quarantined event; a release applies progression, hence the cache.
+    Resolve(
+        String,
+        Resolution,
+        String,
+        DateTime<Utc>,
+        Reply<ResolveOutcome>,
+    ),
 }
 
 type ExecFn = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
@@ -240,6 +249,14 @@ impl Writer {
                         let r = f(sp);
                         done.push(finish(sp, r, reply));
                     }
+                    WriteCmd::Resolve(event_id, resolution, by, at, reply) => {
+                        let r =
+                            resolve(sp, &event_id, resolution, &by, at, cache).map(|(out, t)| {
+                                touched.push(t);
+                                out
+                            });
+                        done.push(finish(sp, r, reply));
+                    }
                 }
                 tx.prepare_cached("RELEASE cmd")?.execute([])?;
             }
@@ -407,7 +424,24 @@ fn apply(
     cache: &HashMap<String, StoredProgress>,
 ) -> Result<(u64, HashMap<String, StoredProgress>), StoreError> {
     let start = cursor_of(conn, consumer)?;
-    let mut cursor = start;
+    let fresh: Vec<&LoggedEvent> = events.iter().filter(|e| e.seq > start).collect();
+    let cursor = fresh.last().map_or(start, |e| e.seq);
+    let touched = fold_into_progress(conn, &fresh, cache)?;
+    conn.prepare_cached(
+        "INSERT INTO consumer_offsets (consumer, seq) VALUES (?1, ?2)
+         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+    )?
+    .execute(params![consumer, cursor as i64])?;
+    Ok((cursor, touched))
+}
+
+/// Applies events to player progress, the reward ledger and the drop list, and saves the
+/// touched players. Returns them for the writer's cache.
+fn fold_into_progress(
+    conn: &Connection,
+    events: &[&LoggedEvent],
+    cache: &HashMap<String, StoredProgress>,
+) -> Result<HashMap<String, StoredProgress>, StoreError> {
     let mut touched: HashMap<String, StoredProgress> = HashMap::new();
     let mut grant = conn.prepare_cached(
         "INSERT INTO rewards (player_id, reward_id, item, level, granted_at_ms, event_id)
@@ -417,7 +451,7 @@ fn apply(
         "INSERT INTO player_drops (player_id, seq, event_id, drop_id, weight, source)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
     )?;
-    for le in events.iter().filter(|e| e.seq > start) {
+    for le in events {
         let player = le.event.player_id.as_str();
         if !touched.contains_key(player) {
             let cached = match cache.get(player) {
@@ -454,8 +488,7 @@ fn apply(
                 le.event.event_id.as_str(),
             ])?;
         }
-        sp.updated_at = le.received_at;
-        cursor = le.seq;
+        sp.updated_at = sp.updated_at.max(le.received_at);
     }
     let mut save = conn.prepare_cached(
         "INSERT INTO player_progress (player_id, xp, level, boss_kills, drops, updated_at_ms)
@@ -472,12 +505,86 @@ fn apply(
             sp.updated_at.timestamp_millis(),
         ])?;
     }
+    Ok(touched)
+}
+
+const FLAG_COLUMNS: &str = "seq, event_id, player_id, metric, value, rule, reason, status, flagged_at_ms, resolved_at_ms, resolved_by";
+
+fn row_to_flag(r: &rusqlite::Row<'_>) -> Result<FlagRecord, StoreError> {
+    let status: String = r.get(7)?;
+    Ok(FlagRecord {
+        seq: r.get::<_, i64>(0)? as u64,
+        event_id: r.get(1)?,
+        player_id: r.get(2)?,
+        metric: r.get(3)?,
+        value: r.get(4)?,
+        rule: r.get(5)?,
+        reason: r.get(6)?,
+        status: FlagStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("flag status {status}")))?,
+        flagged_at: ms_to_time(r.get(8)?),
+        resolved_at: r.get::<_, Option<i64>>(9)?.map(ms_to_time),
+        resolved_by: r.get(10)?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "seq, event_id, player_id, type, ts, received_at_ms, xp, payload";
+
+fn resolve(
+    conn: &Connection,
+    event_id: &str,
+    resolution: Resolution,
+    by: &str,
+    at: DateTime<Utc>,
+    cache: &HashMap<String, StoredProgress>,
+) -> Result<(ResolveOutcome, HashMap<String, StoredProgress>), StoreError> {
+    let flag = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {FLAG_COLUMNS} FROM suspicious_events WHERE event_id = ?1"
+        ))?;
+        let mut rows = stmt.query([event_id])?;
+        match rows.next()? {
+            Some(r) => row_to_flag(r)?,
+            None => return Ok((ResolveOutcome::NotFound, HashMap::new())),
+        }
+    };
+    if flag.status != FlagStatus::Quarantined {
+        return Ok((ResolveOutcome::NotQuarantined(flag), HashMap::new()));
+    }
+    let status = match resolution {
+        Resolution::Release => FlagStatus::Released,
+        Resolution::Reject => FlagStatus::Rejected,
+    };
     conn.prepare_cached(
-        "INSERT INTO consumer_offsets (consumer, seq) VALUES (?1, ?2)
-         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+        "UPDATE suspicious_events SET status = ?1, resolved_at_ms = ?2, resolved_by = ?3
+         WHERE event_id = ?4 AND status = 'quarantined'",
     )?
-    .execute(params![consumer, cursor as i64])?;
-    Ok((cursor, touched))
+    .execute(params![
+        status.as_str(),
+        at.timestamp_millis(),
+        by,
+        event_id
+    ])?;
+    let mut touched = HashMap::new();
+    let mut event = None;
+    if resolution == Resolution::Release {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?1"
+        ))?;
+        let mut rows = stmt.query([flag.seq as i64])?;
+        if let Some(r) = rows.next()? {
+            let le = row_to_logged(r)?;
+            touched = fold_into_progress(conn, &[&le], cache)?;
+            event = Some(le);
+        }
+    }
+    let flag = FlagRecord {
+        status,
+        resolved_at: Some(at),
+        resolved_by: Some(by.to_string()),
+        ..flag
+    };
+    Ok((ResolveOutcome::Resolved { flag, event }, touched))
 }
 
 /// JSON encoding of the progress sub-structures: maps and vectors of plain data, whose
@@ -782,6 +889,123 @@ impl AdminStore for SqliteStore {
 }
 
 #[async_trait]
+impl FairnessStore for SqliteStore {
+    async fn record_flags(
+        &self,
+        consumer: &str,
+        flags: Vec<FlagRecord>,
+        cursor: u64,
+    ) -> Result<(), StoreError> {
+        let consumer = consumer.to_string();
+        self.write(|reply| {
+            WriteCmd::Exec(
+                Box::new(move |conn| {
+                    let mut insert = conn.prepare_cached(
+                        "INSERT INTO suspicious_events (seq, event_id, player_id, metric, value, rule, reason, status, flagged_at_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+                    )?;
+                    for f in &flags {
+                        insert.execute(params![
+                            f.seq as i64,
+                            f.event_id,
+                            f.player_id,
+                            f.metric,
+                            f.value,
+                            f.rule,
+                            f.reason,
+                            f.status.as_str(),
+                            f.flagged_at.timestamp_millis(),
+                        ])?;
+                    }
+                    conn.prepare_cached(
+                        "INSERT INTO consumer_offsets (consumer, seq) VALUES (?1, ?2)
+                         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+                    )?
+                    .execute(params![consumer, cursor as i64])?;
+                    Ok(())
+                }),
+                reply,
+            )
+        })
+        .await
+    }
+
+    async fn flags(&self, filter: FlagFilter) -> Result<(Vec<FlagRecord>, u64), StoreError> {
+        self.read(move |conn| {
+            let player = filter.player.as_ref().map(|p| p.to_string());
+            let status = filter.status.map(|s| s.as_str());
+            let cond = "(?1 IS NULL OR player_id = ?1) AND (?2 IS NULL OR status = ?2)";
+            let total: i64 = conn
+                .prepare_cached(&format!("SELECT COUNT(*) FROM suspicious_events WHERE {cond}"))?
+                .query_row(params![player, status], |r| r.get(0))?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {FLAG_COLUMNS} FROM suspicious_events WHERE {cond} ORDER BY seq DESC LIMIT ?3 OFFSET ?4"
+            ))?;
+            let mut rows = stmt.query(params![player, status, filter.limit as i64, filter.offset as i64])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(row_to_flag(r)?);
+            }
+            Ok((out, total as u64))
+        })
+        .await
+    }
+
+    async fn flag_statuses(&self, upto: u64) -> Result<HashMap<u64, FlagStatus>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT seq, status FROM suspicious_events WHERE seq <= ?1")?;
+            let mut rows = stmt.query([upto.min(i64::MAX as u64) as i64])?;
+            let mut out = HashMap::new();
+            while let Some(r) = rows.next()? {
+                let status: String = r.get(1)?;
+                let status = FlagStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("flag status {status}")))?;
+                out.insert(r.get::<_, i64>(0)? as u64, status);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn resolve(
+        &self,
+        event_id: &str,
+        resolution: Resolution,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ResolveOutcome, StoreError> {
+        let (event_id, by) = (event_id.to_string(), by.to_string());
+        self.write(|reply| WriteCmd::Resolve(event_id, resolution, by, at, reply))
+            .await
+    }
+
+    async fn read_decided_after(
+        &self,
+        after: u64,
+        limit: usize,
+        upto: u64,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT e.seq, e.event_id, e.player_id, e.type, e.ts, e.received_at_ms, e.xp, e.payload
+                 FROM events e LEFT JOIN suspicious_events s ON s.seq = e.seq
+                 WHERE e.seq > ?1 AND e.seq <= ?2
+                   AND (s.status IS NULL OR s.status = 'flagged')
+                 ORDER BY e.seq LIMIT ?3",
+            )?;
+            let mut rows = stmt.query(params![after as i64, upto.min(i64::MAX as u64) as i64, limit as i64])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(row_to_logged(r)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl BoardSource for SqliteStore {
     async fn xp_by_player(
         &self,
@@ -791,9 +1015,11 @@ impl BoardSource for SqliteStore {
     ) -> Result<Vec<(PlayerId, i64)>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT player_id, TOTAL(xp) FROM events
-                 WHERE received_at_ms >= ?1 AND received_at_ms < ?2 AND seq <= ?3
-                 GROUP BY player_id",
+                "SELECT e.player_id, TOTAL(e.xp) FROM events e
+                 LEFT JOIN suspicious_events s ON s.seq = e.seq
+                 WHERE e.received_at_ms >= ?1 AND e.received_at_ms < ?2 AND e.seq <= ?3
+                   AND (s.status IS NULL OR s.status IN ('flagged', 'released'))
+                 GROUP BY e.player_id",
             )?;
             let mut rows = stmt.query(params![
                 from.timestamp_millis(),

@@ -92,6 +92,23 @@ const MIGRATIONS: &[&str] = &[
         LEFT JOIN events e ON e.event_id = json_extract(d.value, '$.eventId');
     UPDATE player_progress SET drops = '[]';
     "#,
+    // 4: flagged events (SPEC section 7) and their review.
+    r#"
+    CREATE TABLE suspicious_events (
+        seq            INTEGER PRIMARY KEY,
+        event_id       TEXT NOT NULL UNIQUE,
+        player_id      TEXT NOT NULL,
+        metric         TEXT NOT NULL,
+        value          REAL NOT NULL,
+        rule           TEXT NOT NULL,
+        reason         TEXT NOT NULL,
+        status         TEXT NOT NULL,
+        flagged_at_ms  INTEGER NOT NULL,
+        resolved_at_ms INTEGER,
+        resolved_by    TEXT
+    );
+    CREATE INDEX suspicious_events_player ON suspicious_events (player_id, seq);
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
