@@ -51,21 +51,40 @@ pub async fn consume<F, Fut>(
         }
         let mut next: Option<(Arc<Vec<LoggedEvent>>, u64)> = None;
         if let Some(rx) = tail.as_mut() {
+            // Take every batch that follows on from the cursor, up to BATCH events: a consumer
+            // that fell behind catches up in a few large applies instead of one per commit.
+            let mut taken: Vec<Arc<Vec<LoggedEvent>>> = Vec::new();
+            let mut upto = cursor;
+            let mut count = 0;
             loop {
                 match rx.try_recv() {
-                    Ok(b) if b.head <= cursor => continue,
-                    Ok(b) if b.prev_head == cursor => {
-                        next = Some((b.events, b.head));
-                        break;
+                    Ok(b) if b.head <= upto => continue,
+                    Ok(b) if b.prev_head == upto => {
+                        upto = b.head;
+                        count += b.events.len();
+                        taken.push(b.events);
+                        if count >= BATCH {
+                            break;
+                        }
                     }
                     Err(TryRecvError::Closed) => {
                         tail = None;
                         break;
                     }
-                    // A gap or a lag: read the log instead.
-                    Ok(_) | Err(TryRecvError::Lagged(_)) | Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Empty) => break,
+                    // A gap or a lag: what was taken is still contiguous; the rest comes from
+                    // the log on the next round.
+                    Ok(_) | Err(TryRecvError::Lagged(_)) => break,
                 }
             }
+            next = match taken.len() {
+                0 => None,
+                1 => taken.pop().map(|events| (events, upto)),
+                _ => Some((
+                    Arc::new(taken.iter().flat_map(|b| b.iter().cloned()).collect()),
+                    upto,
+                )),
+            };
         }
         let (batch, upto) = match next {
             Some(b) => b,
