@@ -426,6 +426,12 @@ pub struct Detector {
 }
 
 impl Detector {
+    /// Forgets a player's own baselines (GDPR erasure). The population keeps their samples as
+    /// anonymous aggregates: a mean and a deviation identify nobody.
+    pub fn forget(&mut self, player: &PlayerId) {
+        self.baselines.players.remove(player);
+    }
+
     pub fn new(rules: FairnessRules) -> Self {
         Self::restore(rules, Baselines::default())
     }

@@ -4,7 +4,7 @@
 //! when) in the system of record.
 //!
 //! Covered: blocks, quarantine review (release / reject), the failed-events store, the audit
-//! log and an on-demand leaderboard rebuild. Erasure is still to come.
+//! log, an on-demand leaderboard rebuild and GDPR erasure.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +53,7 @@ pub fn router(state: AdminState) -> Router {
             "/admin/players/{player_id}/block",
             post(block).delete(unblock),
         )
+        .route("/admin/players/{player_id}/erase", post(erase))
         .route("/admin/blocks", get(list_blocks))
         .route("/admin/failed-events", get(failed_events))
         .route("/admin/audit", get(audit))
@@ -340,4 +341,45 @@ async fn resolve(
     )
     .await?;
     Ok(Json(json!({ "flag": flag })))
+}
+
+/// Erases a player (GDPR): the store deletes their events, progress, drops, rewards, receipts,
+/// flags and blocks in one transaction; then the boards, the archive, the detector's baselines,
+/// the block list and the failed-events store forget them. The audit log keeps the fact of the
+/// erasure (who, when), which is its legal purpose.
+async fn erase(
+    State(s): State<AdminState>,
+    Path(player): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let player = parse_player(&player)?;
+    let upto = s
+        .store
+        .erase_player(&player)
+        .await
+        .map_err(ApiError::unavailable)?;
+    {
+        let _applied = s.leaderboards.applied.lock().await;
+        s.leaderboards.erased.write().insert(player.clone(), upto);
+        s.leaderboards.boards.remove_player(&player);
+    }
+    let files = s
+        .leaderboards
+        .archive
+        .erase_player(player.as_str())
+        .await
+        .map_err(ApiError::unavailable)?;
+    s.fairness.detector.write().forget(&player);
+    s.blocks.clear(&player);
+    s.failed.forget(player.as_str());
+    s.audit(
+        &headers,
+        "erase",
+        player.as_str(),
+        json!({"archiveFiles": files}),
+    )
+    .await?;
+    Ok(Json(
+        json!({"playerId": player.as_str(), "erased": true, "archiveFilesChanged": files}),
+    ))
 }

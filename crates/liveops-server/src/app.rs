@@ -126,6 +126,7 @@ impl Application {
             clock: clock.clone(),
             topn: cfg.lb_topn,
             snapshot_cron: cfg.snapshot_cron.clone(),
+            erased: fairness.erased.clone(),
             applied: Arc::new(tokio::sync::Mutex::new(0)),
         };
         if cfg.admin_token.is_none() {

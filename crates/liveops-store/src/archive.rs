@@ -35,6 +35,9 @@ pub struct ArchivedPeriod {
 pub trait Archive: Send + Sync + 'static {
     /// Stores the standings of an ended period, replacing any earlier copy.
     async fn put_period(&self, period: &ArchivedPeriod) -> Result<(), StoreError>;
+    /// Removes a player from every archived standing and snapshot (GDPR), re-ranking the
+    /// rest. Returns how many files changed.
+    async fn erase_player(&self, player: &str) -> Result<usize, StoreError>;
     /// Stores a snapshot of a running period's standings taken at `archived_at`
     /// (`SNAPSHOT_CRON`, `liveops snapshot`); snapshots accumulate.
     async fn put_snapshot(&self, snapshot: &ArchivedPeriod) -> Result<(), StoreError>;
@@ -88,8 +91,60 @@ async fn write_atomically(path: PathBuf, body: Vec<u8>) -> Result<(), StoreError
     .map_err(|_| StoreError::Closed)?
 }
 
+fn json_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            json_files(&path, out)?;
+        } else if path.extension().is_some_and(|x| x == "json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Archive for FileArchive {
+    async fn erase_player(&self, player: &str) -> Result<usize, StoreError> {
+        let root = self.root.clone();
+        let player = player.to_string();
+        tokio::task::spawn_blocking(move || -> Result<usize, StoreError> {
+            let mut files = Vec::new();
+            json_files(&root, &mut files)?;
+            let mut changed = 0;
+            for path in files {
+                let bytes = std::fs::read(&path)?;
+                let Ok(mut p) = serde_json::from_slice::<ArchivedPeriod>(&bytes) else {
+                    continue;
+                };
+                let before = p.entries.len();
+                p.entries.retain(|e| e.player_id != player);
+                if p.entries.len() == before {
+                    continue;
+                }
+                for (i, e) in p.entries.iter_mut().enumerate() {
+                    e.rank = i as u64 + 1;
+                }
+                p.total = p.total.saturating_sub((before - p.entries.len()) as u64);
+                let body =
+                    serde_json::to_vec(&p).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let tmp = path.with_extension("json.tmp");
+                std::fs::write(&tmp, body)?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                changed += 1;
+            }
+            Ok(changed)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
     async fn put_period(&self, p: &ArchivedPeriod) -> Result<(), StoreError> {
         let path = self.path(&p.window, &p.period).ok_or_else(|| {
             StoreError::Corrupt(format!("bad archive name {}/{}", p.window, p.period))

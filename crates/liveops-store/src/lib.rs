@@ -184,6 +184,10 @@ pub struct AuditEntry {
 
 #[async_trait]
 pub trait AdminStore: Send + Sync + 'static {
+    /// Erases everything stored about a player (GDPR): events, progress, drops, rewards,
+    /// receipts, flags, blocks. Events of theirs already read by a consumer (seq up to the
+    /// returned one) are skipped by progression. Returns that seq.
+    async fn erase_player(&self, player: &PlayerId) -> Result<u64, StoreError>;
     async fn set_block(&self, block: Block) -> Result<(), StoreError>;
     async fn clear_block(&self, player: &PlayerId) -> Result<(), StoreError>;
     async fn blocks(&self) -> Result<Vec<Block>, StoreError>;

@@ -92,6 +92,9 @@ pub struct FairnessState {
     /// Recent flags per player, for the three-in-ten-minutes block (lost on restart: a block
     /// already set is in the store).
     windows: Arc<Mutex<HashMap<PlayerId, FlagWindow>>>,
+    /// Erased players and the last seq erased (shared with the leaderboards): their in-flight
+    /// events are neither judged nor recorded.
+    pub erased: Arc<RwLock<HashMap<PlayerId, u64>>>,
     /// The fairness cursor: everything up to it is decided.
     decided_head: Arc<watch::Sender<u64>>,
     decided_tail: broadcast::Sender<CommittedBatch>,
@@ -122,6 +125,7 @@ impl FairnessState {
             blocks,
             clock: services.clock.clone(),
             windows: Arc::new(Mutex::new(HashMap::new())),
+            erased: Default::default(),
             decided_head: Arc::new(head_tx),
             decided_tail: tail_tx,
         };
@@ -193,7 +197,14 @@ async fn decide(
     {
         let mut det = state.detector.write();
         let mut windows = state.windows.lock();
+        let erased = state.erased.read();
         for e in batch.iter().filter(|e| e.seq > prev) {
+            if erased
+                .get(&e.event.player_id)
+                .is_some_and(|upto| e.seq <= *upto)
+            {
+                continue;
+            }
             match det.judge(&e.event.player_id, &e.event.kind) {
                 Verdict::Pass => det.accept(&e.event.player_id, &e.event.kind),
                 Verdict::Flag {

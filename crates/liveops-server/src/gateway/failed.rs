@@ -54,6 +54,12 @@ impl FailedEvents {
         q.push_back(e);
     }
 
+    /// Drops every kept body that names the player (GDPR erasure).
+    pub fn forget(&self, player: &str) {
+        let quoted = format!("\"{player}\"");
+        self.recent.lock().retain(|e| !e.body.contains(&quoted));
+    }
+
     /// Newest first.
     pub fn recent(&self, limit: usize) -> Vec<FailedEvent> {
         self.recent

@@ -38,6 +38,9 @@ pub struct LeaderboardState {
     pub topn: usize,
     /// `SNAPSHOT_CRON`: when to snapshot the running boards into the archive.
     pub snapshot_cron: Option<cron::Schedule>,
+    /// Erased players and the last seq erased: their events up to it still in flight are not
+    /// applied (GDPR erasure removes them from the boards at once).
+    pub erased: Arc<parking_lot::RwLock<HashMap<PlayerId, u64>>>,
     /// The worker's cursor, held while a batch is applied: a live rebuild takes it so that the
     /// boards are rebuilt up to exactly the events the worker has applied, and the worker goes
     /// on after them (no event counted twice or missed).
@@ -100,16 +103,26 @@ pub async fn run_worker(
     let roller = tokio::spawn(roll_over_loop(state.clone(), shutdown.clone()));
     let boards = state.boards.clone();
     let applied = state.applied.clone();
+    let erased = state.erased.clone();
     crate::pipeline::consume(CONSUMER, log, head, shutdown, move |batch| {
         let boards = boards.clone();
         let applied = applied.clone();
+        let erased = erased.clone();
         async move {
             let mut cursor = applied.lock().await;
             let last = batch.last().map_or(0, |e| e.seq);
             let mut late = 0u64;
+            let erased = erased.read();
             for e in batch.iter() {
+                if erased
+                    .get(&e.event.player_id)
+                    .is_some_and(|upto| e.seq <= *upto)
+                {
+                    continue;
+                }
                 late += boards.apply(&e.event.player_id, e.xp, e.received_at).len() as u64;
             }
+            drop(erased);
             metrics::counter!("leaderboard_updates_total").increment(batch.len() as u64);
             if late > 0 {
                 metrics::counter!("leaderboard_late_events_total").increment(late);

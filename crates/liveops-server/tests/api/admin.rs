@@ -209,3 +209,80 @@ async fn a_live_rebuild_leaves_the_boards_exact() {
         .await;
     assert_eq!(after.status, 200);
 }
+
+#[tokio::test]
+async fn erasing_a_player_leaves_no_trace_and_keeps_the_boards_exact() {
+    let app = spawn_with(Options {
+        clock: Some(liveops_domain::ManualClock::new(at(2026, 11, 22, 23))),
+        configure: Box::new(|c| c.admin_token = Some(liveops_server::config::Secret::new(TOKEN))),
+        ..Options::default()
+    })
+    .await;
+    app.post(&progression("er-1", "player_gone", 1500)).await;
+    app.post(&drop_claimed("er-2", "player_gone", 0.5)).await;
+    app.post(&progression("er-3", "player_gone", 50_000)).await; // quarantined flag
+    app.post(&progression("er-4", "player_stays", 700)).await;
+    app.post(&progression("er-5", "player_too", 900)).await;
+    app.wait_for_xp("player_gone", 1550).await;
+    app.client
+        .claim_reward("player_gone", "lvl2_gold_100")
+        .await
+        .unwrap();
+    app.eventually("/fairness/flags?playerId=player_gone", |r| {
+        r.body["total"] == 1
+    })
+    .await;
+    app.client
+        .post_event(b"{\"playerId\": \"player_gone\", oops")
+        .await
+        .unwrap();
+    // Midnight passes: yesterday is archived with the player in it.
+    app.clock().advance(chrono::Duration::hours(2));
+    app.eventually("/leaderboard/history?window=daily&period=2026-11-22", |r| {
+        r.status == 200 && r.body["total"] == 3
+    })
+    .await;
+    let r = admin_post(&app, "/admin/players/player_gone/erase", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(app.get("/players/player_gone/progress").await.status, 404);
+    assert_eq!(app.get("/players/player_gone/rewards").await.status, 404);
+    assert_eq!(
+        app.get("/leaderboard/players/player_gone?window=seasonal")
+            .await
+            .status,
+        404
+    );
+    let board = app.get("/leaderboard?window=seasonal").await.body;
+    assert_eq!(board["total"], 2);
+    assert_eq!(board["entries"][0]["playerId"], "player_too");
+    let history = app
+        .get("/leaderboard/history?window=daily&period=2026-11-22")
+        .await
+        .body;
+    assert_eq!(history["total"], 2);
+    assert!(!history.to_string().contains("player_gone"), "{history}");
+    assert_eq!(
+        app.get("/fairness/flags?playerId=player_gone").await.body["total"],
+        0
+    );
+    let fair = app.get("/fairness/players/player_gone").await.body;
+    assert_eq!(fair["baselines"], json!({}));
+    let failed = admin_get(&app, "/admin/failed-events").await.body;
+    assert!(!failed.to_string().contains("player_gone"), "{failed}");
+    // Exact after a restart too: the log no longer holds them.
+    let dir = app.stop().await;
+    let app = spawn_with(Options {
+        data_dir: Some(dir),
+        ..Options::default()
+    })
+    .await;
+    let board = app
+        .eventually("/leaderboard?window=seasonal", |r| r.body["total"] == 2)
+        .await
+        .body;
+    assert!(!board.to_string().contains("player_gone"), "{board}");
+    assert_eq!(app.get("/players/player_gone/progress").await.status, 404);
+    // The id is free again and starts from zero.
+    app.post(&progression("er-6", "player_gone", 5)).await;
+    app.wait_for_xp("player_gone", 5).await;
+}

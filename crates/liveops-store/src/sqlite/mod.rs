@@ -46,6 +46,8 @@ enum WriteCmd {
     Claim(PlayerId, String, ReceiptMaker, Reply<ClaimOutcome>),
     /// A small write of its own (blocks, audit entries), run inside the group's transaction.
     Exec(ExecFn, Reply<()>),
+    /// Erase a player (GDPR); touches the cache and the erased set.
+    Erase(PlayerId, Reply<u64>),
     /// Release or reject a quarantined event; a release applies progression, hence the cache.
     Resolve(
         String,
@@ -168,6 +170,9 @@ struct Writer {
     /// cache cannot go stale; it saves a read and a JSON parse per applied event. Cleared when
     /// it grows past [`PROGRESS_CACHE_MAX`] or when a commit fails.
     progress_cache: HashMap<String, StoredProgress>,
+    /// Erased players and the last seq erased: their events up to it that a consumer read
+    /// before the erasure are not applied again (only this thread applies progression).
+    erased: HashMap<String, u64>,
 }
 
 /// Players whose progress the writer keeps in memory before starting over.
@@ -196,6 +201,7 @@ fn writer_loop(
         head_tx,
         tail_tx,
         progress_cache: HashMap::new(),
+        erased: HashMap::new(),
     };
     while let Some(first) = rx.blocking_recv() {
         let mut cmds = Vec::with_capacity(64);
@@ -217,6 +223,8 @@ impl Writer {
         let mut committed: Vec<LoggedEvent> = Vec::new();
         let mut touched: Vec<HashMap<String, StoredProgress>> = Vec::new();
         let cache = &self.progress_cache;
+        let erased = &mut self.erased;
+        let head = self.head;
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = self
                 .conn
@@ -235,7 +243,7 @@ impl Writer {
                         done.push(finish(sp, r, reply));
                     }
                     WriteCmd::Apply(consumer, events, reply) => {
-                        let r = apply(sp, &consumer, &events, cache).map(|(cursor, t)| {
+                        let r = apply(sp, &consumer, &events, cache, erased).map(|(cursor, t)| {
                             touched.push(t);
                             cursor
                         });
@@ -247,6 +255,13 @@ impl Writer {
                     }
                     WriteCmd::Exec(f, reply) => {
                         let r = f(sp);
+                        done.push(finish(sp, r, reply));
+                    }
+                    WriteCmd::Erase(player, reply) => {
+                        let r = erase(sp, &player).map(|upto| {
+                            erased.insert(player.to_string(), upto.max(head));
+                            upto.max(head)
+                        });
                         done.push(finish(sp, r, reply));
                     }
                     WriteCmd::Resolve(event_id, resolution, by, at, reply) => {
@@ -272,6 +287,9 @@ impl Writer {
             }
             for t in touched {
                 self.progress_cache.extend(t);
+            }
+            for player in self.erased.keys() {
+                self.progress_cache.remove(player);
             }
             if let Some(last) = committed.last().map(|e| e.seq) {
                 let prev_head = self.head;
@@ -422,10 +440,23 @@ fn apply(
     consumer: &str,
     events: &[LoggedEvent],
     cache: &HashMap<String, StoredProgress>,
+    erased: &HashMap<String, u64>,
 ) -> Result<(u64, HashMap<String, StoredProgress>), StoreError> {
     let start = cursor_of(conn, consumer)?;
-    let fresh: Vec<&LoggedEvent> = events.iter().filter(|e| e.seq > start).collect();
-    let cursor = fresh.last().map_or(start, |e| e.seq);
+    let cursor = events
+        .iter()
+        .rev()
+        .find(|e| e.seq > start)
+        .map_or(start, |e| e.seq);
+    let fresh: Vec<&LoggedEvent> = events
+        .iter()
+        .filter(|e| e.seq > start)
+        .filter(|e| {
+            erased
+                .get(e.event.player_id.as_str())
+                .is_none_or(|upto| e.seq > *upto)
+        })
+        .collect();
     let touched = fold_into_progress(conn, &fresh, cache)?;
     conn.prepare_cached(
         "INSERT INTO consumer_offsets (consumer, seq) VALUES (?1, ?2)
@@ -506,6 +537,29 @@ fn fold_into_progress(
         ])?;
     }
     Ok(touched)
+}
+
+/// Deletes the player's rows; returns the last seq assigned so far (this group's appends
+/// included), up to which their in-flight events must not be applied again.
+fn erase(conn: &Connection, player: &PlayerId) -> Result<u64, StoreError> {
+    let p = player.as_str();
+    let upto: i64 = conn.query_row(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+        [],
+        |r| r.get(0),
+    )?;
+    for sql in [
+        "DELETE FROM events WHERE player_id = ?1",
+        "DELETE FROM player_progress WHERE player_id = ?1",
+        "DELETE FROM player_drops WHERE player_id = ?1",
+        "DELETE FROM rewards WHERE player_id = ?1",
+        "DELETE FROM receipts WHERE player_id = ?1",
+        "DELETE FROM suspicious_events WHERE player_id = ?1",
+        "DELETE FROM player_blocks WHERE player_id = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([p])?;
+    }
+    Ok(upto as u64)
 }
 
 const FLAG_COLUMNS: &str = "seq, event_id, player_id, metric, value, rule, reason, status, flagged_at_ms, resolved_at_ms, resolved_by";
@@ -783,6 +837,11 @@ impl ProgressStore for SqliteStore {
 
 #[async_trait]
 impl AdminStore for SqliteStore {
+    async fn erase_player(&self, player: &PlayerId) -> Result<u64, StoreError> {
+        let player = player.clone();
+        self.write(|reply| WriteCmd::Erase(player, reply)).await
+    }
+
     async fn set_block(&self, block: Block) -> Result<(), StoreError> {
         self.write(|reply| {
             WriteCmd::Exec(
