@@ -58,6 +58,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/failed-events", get(failed_events))
         .route("/admin/audit", get(audit))
         .route("/admin/leaderboards/rebuild", post(rebuild))
+        .route("/admin/leaderboards/{window}/reset", post(reset_board))
         .route("/admin/flags/{event_id}/release", post(release))
         .route("/admin/flags/{event_id}/reject", post(reject))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -381,5 +382,45 @@ async fn erase(
     .await?;
     Ok(Json(
         json!({"playerId": player.as_str(), "erased": true, "archiveFilesChanged": files}),
+    ))
+}
+
+/// Resets the current period of one window: its board starts empty now, and the reset is
+/// recorded in the store so a restart or rebuild does not bring the old scores back. Taken under
+/// the leaderboard worker's lock, so every event it has applied is before the reset and every
+/// later one after it.
+async fn reset_board(
+    State(s): State<AdminState>,
+    Path(window): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let w = liveops_domain::window::Window::parse(&window)
+        .filter(|w| s.leaderboards.boards.is_enabled(*w))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "window",
+                format!("window must be an enabled one of daily, weekly, seasonal, got {window:?}"),
+            )
+        })?;
+    let now = s.clock.now();
+    let period = s.leaderboards.boards.period(w, now);
+    {
+        let applied = s.leaderboards.applied.lock().await;
+        s.leaderboards
+            .source
+            .reset_period(&period, *applied, now)
+            .await
+            .map_err(ApiError::unavailable)?;
+        s.leaderboards.boards.reset(w, now);
+    }
+    s.audit(
+        &headers,
+        "reset_leaderboard",
+        &format!("{}/{}", w.as_str(), period.id),
+        Value::Null,
+    )
+    .await?;
+    Ok(Json(
+        json!({"window": w.as_str(), "period": period.id, "reset": true}),
     ))
 }

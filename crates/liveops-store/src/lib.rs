@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use liveops_domain::progression::Progress;
 use liveops_domain::signing::Receipt;
+use liveops_domain::window::Period;
 use liveops_domain::{Event, PlayerId};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -323,4 +324,18 @@ pub trait BoardSource: Send + Sync + 'static {
         to: DateTime<Utc>,
         upto: u64,
     ) -> Result<Vec<(PlayerId, i64)>, StoreError>;
+    /// XP per player on a leaderboard period's board: [`xp_by_player`](Self::xp_by_player)
+    /// over the period, counting only events after its last operator reset.
+    async fn period_xp(
+        &self,
+        period: &Period,
+        upto: u64,
+    ) -> Result<Vec<(PlayerId, i64)>, StoreError>;
+    /// Records an operator reset of a period: events up to `after_seq` no longer count on it.
+    async fn reset_period(
+        &self,
+        period: &Period,
+        after_seq: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }

@@ -61,10 +61,7 @@ pub async fn rebuild(state: &LeaderboardState, upto: u64) -> Result<(), StoreErr
     state.boards.clear_all();
     for w in state.boards.windows() {
         let period = state.boards.period(w, now);
-        let rows = state
-            .source
-            .xp_by_player(period.start, period.end, upto)
-            .await?;
+        let rows = state.source.period_xp(&period, upto).await?;
         state.boards.load(period, rows);
     }
     Ok(())
@@ -216,10 +213,7 @@ async fn archive_period(
     period: &Period,
     now: DateTime<Utc>,
 ) -> Result<ArchivedPeriod, StoreError> {
-    let mut rows = state
-        .source
-        .xp_by_player(period.start, period.end, u64::MAX)
-        .await?;
+    let mut rows = state.source.period_xp(period, u64::MAX).await?;
     rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let entries: Vec<ArchivedEntry> = rows
         .into_iter()

@@ -286,3 +286,46 @@ async fn erasing_a_player_leaves_no_trace_and_keeps_the_boards_exact() {
     app.post(&progression("er-6", "player_gone", 5)).await;
     app.wait_for_xp("player_gone", 5).await;
 }
+
+#[tokio::test]
+async fn resetting_a_period_empties_that_board_only_and_survives_a_restart() {
+    let app = admin_app().await;
+    app.post(&progression("rs-1", "reset_a", 300)).await;
+    app.post(&progression("rs-2", "reset_b", 200)).await;
+    app.eventually("/leaderboard?window=daily", |r| r.body["total"] == 2)
+        .await;
+    let r = admin_post(&app, "/admin/leaderboards/daily/reset", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(app.get("/leaderboard?window=daily").await.body["total"], 0);
+    assert_eq!(
+        app.get("/leaderboard?window=weekly").await.body["total"],
+        2,
+        "other windows keep their scores"
+    );
+    app.post(&progression("rs-3", "reset_b", 5)).await;
+    let daily = app
+        .eventually("/leaderboard?window=daily", |r| r.body["total"] == 1)
+        .await
+        .body;
+    assert_eq!(daily["entries"][0]["score"], 5);
+    assert_eq!(
+        admin_post(&app, "/admin/leaderboards/hourly/reset", json!({}))
+            .await
+            .status,
+        400
+    );
+    let dir = app.stop().await;
+    let app = spawn_with(Options {
+        data_dir: Some(dir),
+        ..Options::default()
+    })
+    .await;
+    let weekly = app
+        .eventually("/leaderboard?window=weekly", |r| r.body["total"] == 2)
+        .await
+        .body;
+    assert_eq!(weekly["total"], 2);
+    let daily = app.get("/leaderboard?window=daily").await.body;
+    assert_eq!(daily["total"], 1, "{daily}");
+    assert_eq!(daily["entries"][0]["score"], 5);
+}

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use liveops_domain::progression::{Drop, Progress, MAX_RECENT_DROPS};
 use liveops_domain::signing::Receipt;
+use liveops_domain::window::Period;
 use liveops_domain::{Event, EventId, EventType, PlayerId};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -1066,6 +1067,67 @@ impl FairnessStore for SqliteStore {
 
 #[async_trait]
 impl BoardSource for SqliteStore {
+    async fn period_xp(
+        &self,
+        period: &Period,
+        upto: u64,
+    ) -> Result<Vec<(PlayerId, i64)>, StoreError> {
+        let (window, id, from, to) = (
+            period.window.as_str(),
+            period.id.clone(),
+            period.start,
+            period.end,
+        );
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT e.player_id, TOTAL(e.xp) FROM events e
+                 LEFT JOIN suspicious_events s ON s.seq = e.seq
+                 WHERE e.received_at_ms >= ?1 AND e.received_at_ms < ?2 AND e.seq <= ?3
+                   AND e.seq > COALESCE((SELECT after_seq FROM leaderboard_resets WHERE window = ?4 AND period = ?5), 0)
+                   AND (s.status IS NULL OR s.status IN ('flagged', 'released'))
+                 GROUP BY e.player_id",
+            )?;
+            let mut rows = stmt.query(params![
+                from.timestamp_millis(),
+                to.timestamp_millis(),
+                upto.min(i64::MAX as u64) as i64,
+                window,
+                id
+            ])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let p: String = r.get(0)?;
+                let player = PlayerId::parse(p).map_err(StoreError::Corrupt)?;
+                out.push((player, r.get::<_, f64>(1)? as i64));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn reset_period(
+        &self,
+        period: &Period,
+        after_seq: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (window, id) = (period.window.as_str(), period.id.clone());
+        self.write(|reply| {
+            WriteCmd::Exec(
+                Box::new(move |conn| {
+                    conn.prepare_cached(
+                        "INSERT INTO leaderboard_resets (window, period, after_seq, at_ms) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (window, period) DO UPDATE SET after_seq = excluded.after_seq, at_ms = excluded.at_ms",
+                    )?
+                    .execute(params![window, id, after_seq as i64, at.timestamp_millis()])?;
+                    Ok(())
+                }),
+                reply,
+            )
+        })
+        .await
+    }
+
     async fn xp_by_player(
         &self,
         from: DateTime<Utc>,

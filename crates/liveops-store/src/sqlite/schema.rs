@@ -109,6 +109,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX suspicious_events_player ON suspicious_events (player_id, seq);
     "#,
+    // 5: operator resets of a leaderboard period: events up to after_seq no longer count.
+    r#"
+    CREATE TABLE leaderboard_resets (
+        window    TEXT NOT NULL,
+        period    TEXT NOT NULL,
+        after_seq INTEGER NOT NULL,
+        at_ms     INTEGER NOT NULL,
+        PRIMARY KEY (window, period)
+    );
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -28,7 +28,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let now = SystemClock.now();
     for w in boards.windows() {
         let period = boards.period(w, now);
-        let rows = store.xp_by_player(period.start, period.end, head).await?;
+        let rows = store.period_xp(&period, head).await?;
         boards.load(period.clone(), rows);
         let page = boards.page(w, now, 0, cfg.lb_topn);
         archive
