@@ -214,3 +214,43 @@ async fn three_flags_within_ten_minutes_block_the_player_for_block_sec() {
     assert_eq!(bad.status, 400);
     assert_eq!(bad.body["error"]["field"], "status");
 }
+
+#[tokio::test]
+async fn a_fresh_players_absurd_first_event_is_judged_against_the_population() {
+    let app = spawn_app().await;
+    let mut events = Vec::new();
+    for p in 0..25 {
+        for i in 0..10 {
+            let xp = 80 + ((p * 13 + i * 7) % 45);
+            events.push(progression(
+                &format!("pop-{p}-{i}"),
+                &format!("pop_player_{p}"),
+                xp,
+            ));
+        }
+    }
+    for chunk in events.chunks(250) {
+        let r = app.client.post_batch(chunk).await.unwrap();
+        assert_eq!(r.status, 200);
+    }
+    app.eventually("/leaderboard?window=daily", |r| r.body["total"] == 25)
+        .await;
+    app.post(&progression("fresh-1", "fresh_cheater", 5_000))
+        .await;
+    let flags = flags_of(&app, "fresh_cheater", 1).await;
+    assert_eq!(flags["flags"][0]["rule"], "population_z", "{flags}");
+    assert!(
+        flags["flags"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("typical"),
+        "{flags}"
+    );
+    // An honest newcomer near the typical value passes.
+    app.post(&progression("fresh-2", "fresh_honest", 140)).await;
+    app.wait_for_xp("fresh_honest", 140).await;
+    assert_eq!(
+        app.get("/fairness/flags?playerId=fresh_honest").await.body["total"],
+        0
+    );
+}

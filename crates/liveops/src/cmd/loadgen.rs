@@ -6,6 +6,7 @@
 //! - [`worker`]: the open-loop scheduler and the per-connection workers.
 //! - [`probe`]: `--probe-visibility`, how soon an accepted event shows on the leaderboard.
 //! - [`report`]: counters, percentiles, the table, `--json` and hints.
+//! - [`fairness`]: `--scenario fairness`, honest players and cheaters against the fairness guard.
 //!
 //! The generator shares the machine with the server, so every microsecond it spends per request
 //! is taken from the server: bodies are written by hand, signed with a pre-keyed MAC, sent with
@@ -22,6 +23,7 @@ use liveops_client::Signer;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod fairness;
 mod http;
 mod options;
 mod payload;
@@ -30,7 +32,7 @@ mod report;
 mod worker;
 
 pub use options::Args;
-use options::{Bound, Pace, Plan};
+use options::{Bound, Pace, Plan, Scenario};
 use payload::{EventWriter, RequestWriter};
 use report::{Report, Stats};
 use worker::Shared;
@@ -41,6 +43,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let signer = Signer::new(&secret.secret);
     // Unique per run, so event ids never repeat across runs (a repeat would be answered 208).
     let run_id = format!("{:08x}", rand::random::<u32>());
+    if args.scenario == Scenario::Fairness {
+        let opts = fairness::Options {
+            honest: args.players.unwrap_or(300),
+            cheaters: args.cheaters,
+            seed: args.seed,
+        };
+        return fairness::run(&plan, opts, signer, secret.key_id.as_deref(), &run_id).await;
+    }
 
     let shared = Shared::new();
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -38,9 +38,21 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Number of players; events go round robin over lg_000000 .. lg_<N-1>, so each player gets
-    /// rate/N events per second (keep that under the server's FLOOD_MAX_PER_SEC).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
-    pub players: u32,
+    /// rate/N events per second (keep that under the server's FLOOD_MAX_PER_SEC). Default 1000;
+    /// with `--scenario fairness`, the honest players (default 300).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub players: Option<u32>,
+    /// `load` (default): throughput and latency. `fairness`: honest players and five kinds of
+    /// cheaters, then how many cheat events the fairness guard caught and how many honest
+    /// events it flagged or refused.
+    #[arg(long, value_enum, default_value_t = Scenario::Load)]
+    pub scenario: Scenario,
+    /// With `--scenario fairness`: cheaters per kind.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub cheaters: u32,
+    /// With `--scenario fairness`: the seed of the players' values (ids stay unique per run).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// POST /events/batch with K events per request (1..=500); throughput is counted in events.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH as i64))]
     pub batch: Option<u32>,
@@ -68,6 +80,13 @@ pub struct Args {
     pub probe_interval: Duration,
     #[command(flatten)]
     pub key: KeyArgs,
+}
+
+/// What a loadgen run measures.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Load,
+    Fairness,
 }
 
 /// Weighted event types.
@@ -255,7 +274,7 @@ impl Plan {
             concurrency: args.concurrency,
             threads: args.threads.min(args.concurrency),
             bound,
-            players: args.players,
+            players: args.players.unwrap_or(1000),
             batch_size,
             batch: args.batch.is_some(),
             mix: args.mix.clone(),
