@@ -663,6 +663,36 @@ mod tests {
     }
 
     #[test]
+    fn guest_sessions_are_off_in_prod_unless_enabled() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "s".repeat(32);
+        let prod = Config::from_raw(raw(
+            &["--env", "prod", "--hmac-secret", &secret],
+            dir.path(),
+        ))
+        .unwrap();
+        assert!(!prod.guest_sessions);
+        let enabled = Config::from_raw(raw(
+            &[
+                "--env",
+                "prod",
+                "--hmac-secret",
+                &secret,
+                "--guest-sessions",
+                "true",
+            ],
+            dir.path(),
+        ))
+        .unwrap();
+        assert!(enabled.guest_sessions);
+        assert!(
+            Config::from_raw(raw(&["--hmac-secret", &secret], dir.path()))
+                .unwrap()
+                .guest_sessions
+        );
+    }
+
+    #[test]
     fn dev_generates_a_secret_once_and_reuses_it() {
         let dir = tempfile::tempdir().unwrap();
         let first = Config::from_raw(raw(&[], dir.path())).unwrap();
