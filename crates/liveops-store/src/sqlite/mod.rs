@@ -583,6 +583,42 @@ fn row_to_flag(r: &rusqlite::Row<'_>) -> Result<FlagRecord, StoreError> {
     })
 }
 
+/// XP per player of the applied events received in `[from, to)` with `seq <= upto`; with a
+/// `(window, period)`, only the events after that period's last operator reset.
+fn sum_xp(
+    conn: &Connection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    upto: u64,
+    reset_of: Option<(&str, &str)>,
+) -> Result<Vec<(PlayerId, i64)>, StoreError> {
+    let (window, period) = reset_of.unwrap_or(("", ""));
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.player_id, TOTAL(e.xp) FROM events e
+         LEFT JOIN suspicious_events s ON s.seq = e.seq
+         WHERE e.received_at_ms >= ?1 AND e.received_at_ms < ?2 AND e.seq <= ?3
+           AND e.seq > COALESCE((SELECT after_seq FROM leaderboard_resets WHERE window = ?4 AND period = ?5), 0)
+           AND (s.status IS NULL OR s.status IN ('flagged', 'released'))
+         GROUP BY e.player_id",
+    )?;
+    let mut rows = stmt.query(params![
+        from.timestamp_millis(),
+        to.timestamp_millis(),
+        upto.min(i64::MAX as u64) as i64,
+        window,
+        period
+    ])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let p: String = r.get(0)?;
+        let player = PlayerId::parse(p).map_err(StoreError::Corrupt)?;
+        // TOTAL (a float) rather than SUM, which raises on overflow: sums stay exact up to 2^53
+        // and saturate beyond instead of failing the rebuild.
+        out.push((player, r.get::<_, f64>(1)? as i64));
+    }
+    Ok(out)
+}
+
 const EVENT_COLUMNS: &str = "seq, event_id, player_id, type, ts, received_at_ms, xp, payload";
 
 fn resolve(
@@ -1078,31 +1114,8 @@ impl BoardSource for SqliteStore {
             period.start,
             period.end,
         );
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT e.player_id, TOTAL(e.xp) FROM events e
-                 LEFT JOIN suspicious_events s ON s.seq = e.seq
-                 WHERE e.received_at_ms >= ?1 AND e.received_at_ms < ?2 AND e.seq <= ?3
-                   AND e.seq > COALESCE((SELECT after_seq FROM leaderboard_resets WHERE window = ?4 AND period = ?5), 0)
-                   AND (s.status IS NULL OR s.status IN ('flagged', 'released'))
-                 GROUP BY e.player_id",
-            )?;
-            let mut rows = stmt.query(params![
-                from.timestamp_millis(),
-                to.timestamp_millis(),
-                upto.min(i64::MAX as u64) as i64,
-                window,
-                id
-            ])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                let p: String = r.get(0)?;
-                let player = PlayerId::parse(p).map_err(StoreError::Corrupt)?;
-                out.push((player, r.get::<_, f64>(1)? as i64));
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |conn| sum_xp(conn, from, to, upto, Some((window, &id))))
+            .await
     }
 
     async fn reset_period(
@@ -1134,29 +1147,7 @@ impl BoardSource for SqliteStore {
         to: DateTime<Utc>,
         upto: u64,
     ) -> Result<Vec<(PlayerId, i64)>, StoreError> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT e.player_id, TOTAL(e.xp) FROM events e
-                 LEFT JOIN suspicious_events s ON s.seq = e.seq
-                 WHERE e.received_at_ms >= ?1 AND e.received_at_ms < ?2 AND e.seq <= ?3
-                   AND (s.status IS NULL OR s.status IN ('flagged', 'released'))
-                 GROUP BY e.player_id",
-            )?;
-            let mut rows = stmt.query(params![
-                from.timestamp_millis(),
-                to.timestamp_millis(),
-                upto.min(i64::MAX as u64) as i64
-            ])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                let p: String = r.get(0)?;
-                let player = PlayerId::parse(p).map_err(StoreError::Corrupt)?;
-                // TOTAL (a float) rather than SUM, which raises on overflow: sums stay exact up
-                // to 2^53 and saturate beyond instead of failing the rebuild.
-                out.push((player, r.get::<_, f64>(1)? as i64));
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |conn| sum_xp(conn, from, to, upto, None))
+            .await
     }
 }
