@@ -98,6 +98,11 @@ pub trait EventLog: Send + Sync + 'static {
     fn tail(&self) -> Option<broadcast::Receiver<CommittedBatch>> {
         None
     }
+    /// Database connections this process holds open, when the store has any
+    /// (`database_connections_active`).
+    fn open_connections(&self) -> Option<u64> {
+        None
+    }
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -303,7 +303,8 @@ pub async fn post_event(
         }
     }
     let event_type = event.kind.event_type().as_str();
-    let player = event.player_id.to_string();
+    // Only copied when the debug line will be written: this is the hottest path.
+    let player = tracing::enabled!(tracing::Level::DEBUG).then(|| event.player_id.clone());
     let id = event.event_id.clone();
     let appended = s
         .log
@@ -333,7 +334,7 @@ pub async fn post_event(
             ApiError::unavailable(e).into_response()
         }
     };
-    tracing::debug!(service = "gateway", player_id = %player, event_type, event_id = %id,
+    tracing::debug!(service = "gateway", player_id = ?player, event_type, event_id = %id,
         status = response.status().as_u16(), duration_ms = started.elapsed().as_secs_f64() * 1000.0, "event");
     response
 }

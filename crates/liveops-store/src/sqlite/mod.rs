@@ -77,6 +77,8 @@ pub struct SqliteStore {
 struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Read connections open now (idle or in use), for `database_connections_active`.
+    open: std::sync::atomic::AtomicU64,
 }
 
 impl ReadPool {
@@ -90,6 +92,7 @@ impl ReadPool {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         tune(&conn)?;
+        self.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(conn)
     }
 
@@ -97,6 +100,10 @@ impl ReadPool {
         let mut idle = self.idle.lock();
         if idle.len() < 16 {
             idle.push(conn);
+        } else {
+            drop(idle);
+            drop(conn);
+            self.open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -128,6 +135,7 @@ impl SqliteStore {
             readers: Arc::new(ReadPool {
                 path,
                 idle: Mutex::new(Vec::new()),
+                open: Default::default(),
             }),
             committed,
             tail,
@@ -792,6 +800,11 @@ impl EventLog for SqliteStore {
 
     fn tail(&self) -> Option<broadcast::Receiver<CommittedBatch>> {
         Some(self.tail.subscribe())
+    }
+
+    fn open_connections(&self) -> Option<u64> {
+        // The writer's connection plus the read pool's.
+        Some(1 + self.readers.open.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -3,14 +3,9 @@
 //! the embedded defaults the boards live in the server's memory, so this command is the
 //! offline check that the log and a restarted server agree.
 
-use std::sync::Arc;
-
-use liveops_domain::window::Calendar;
-use liveops_domain::{Clock, SystemClock};
-use liveops_hotstate::MemoryLeaderboards;
 use liveops_server::config::Config;
 use liveops_server::RawConfig;
-use liveops_store::{BoardSource, EventLog, SqliteStore};
+use liveops_store::SqliteStore;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,21 +19,13 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let cfg = Config::from_raw(args.config).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let store = SqliteStore::open(&cfg.data_dir)?;
-    let head = *store.committed().borrow();
-    let boards = Arc::new(MemoryLeaderboards::new(
-        Calendar::new(cfg.timezone, cfg.season.clone()),
-        cfg.windows.clone(),
-    ));
-    let now = SystemClock.now();
+    let (boards, now, head) = super::boards::current_boards(&cfg, &store).await?;
     for w in boards.windows() {
-        let period = boards.period(w, now);
-        let rows = store.period_xp(&period, head).await?;
-        boards.load(period.clone(), rows);
         let page = boards.page(w, now, 0, args.top);
         println!(
             "{} {} ({} players, log up to seq {head})",
             w.as_str(),
-            period.id,
+            page.period.id,
             page.total
         );
         for e in page.entries {
