@@ -131,7 +131,8 @@ struct BlockBody {
     reason: Option<String>,
 }
 
-async fn block(
+#[utoipa::path(post, path = "/admin/players/{playerId}/block", tag = "admin", params(("playerId" = String, Path)), request_body(content = Object, description = "{durationSec?, reason?}", content_type = "application/json"), responses((status = 200, description = "the block"), (status = 401, description = "no or wrong ADMIN_TOKEN")))]
+pub async fn block(
     State(s): State<AdminState>,
     Path(player): Path<String>,
     headers: HeaderMap,
@@ -189,7 +190,8 @@ async fn block(
     Ok(Json(b))
 }
 
-async fn unblock(
+#[utoipa::path(delete, path = "/admin/players/{playerId}/block", tag = "admin", params(("playerId" = String, Path)), responses((status = 200, description = "unblocked"), (status = 401, description = "no or wrong ADMIN_TOKEN")))]
+pub async fn unblock(
     State(s): State<AdminState>,
     Path(player): Path<String>,
     headers: HeaderMap,
@@ -205,7 +207,8 @@ async fn unblock(
     Ok(Json(json!({"playerId": player.as_str(), "blocked": false})))
 }
 
-async fn list_blocks(State(s): State<AdminState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/admin/blocks", tag = "admin", responses((status = 200, description = "{blocks: [...]}")))]
+pub async fn list_blocks(State(s): State<AdminState>) -> Result<Json<Value>, ApiError> {
     let now = s.clock.now();
     let blocks: Vec<Block> = s
         .store
@@ -234,14 +237,16 @@ fn limit(q: &HashMap<String, String>) -> Result<usize, ApiError> {
     }
 }
 
-async fn failed_events(
+#[utoipa::path(get, path = "/admin/failed-events", tag = "admin", params(("limit" = Option<usize>, Query)), responses((status = 200, description = "{failed: [...]} newest first")))]
+pub async fn failed_events(
     State(s): State<AdminState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "failed": s.failed.recent(limit(&q)?) })))
 }
 
-async fn audit(
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", params(("limit" = Option<usize>, Query)), responses((status = 200, description = "{entries: [{at, actor, action, target, detail}]} newest first")))]
+pub async fn audit(
     State(s): State<AdminState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -255,7 +260,11 @@ async fn audit(
 
 /// Rebuilds the in-memory leaderboards from the system of record (what `liveops rebuild`
 /// checks offline), exactly: see `leaderboard::rebuild_live`.
-async fn rebuild(State(s): State<AdminState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/admin/leaderboards/rebuild", tag = "admin", responses((status = 200, description = "{rebuilt: {window: players}}")))]
+pub async fn rebuild(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let totals = crate::leaderboard::rebuild_live(&s.leaderboards)
         .await
         .map_err(ApiError::unavailable)?;
@@ -269,7 +278,8 @@ async fn rebuild(State(s): State<AdminState>, headers: HeaderMap) -> Result<Json
     Ok(Json(json!({ "rebuilt": totals })))
 }
 
-async fn release(
+#[utoipa::path(post, path = "/admin/flags/{eventId}/release", tag = "admin", params(("eventId" = String, Path)), responses((status = 200, description = "{flag}"), (status = 404, description = "no such flag"), (status = 409, description = "not quarantined")))]
+pub async fn release(
     State(s): State<AdminState>,
     Path(event_id): Path<String>,
     headers: HeaderMap,
@@ -277,7 +287,8 @@ async fn release(
     resolve(s, event_id, headers, Resolution::Release).await
 }
 
-async fn reject(
+#[utoipa::path(post, path = "/admin/flags/{eventId}/reject", tag = "admin", params(("eventId" = String, Path)), responses((status = 200, description = "{flag}"), (status = 404, description = "no such flag"), (status = 409, description = "not quarantined")))]
+pub async fn reject(
     State(s): State<AdminState>,
     Path(event_id): Path<String>,
     headers: HeaderMap,
@@ -348,7 +359,8 @@ async fn resolve(
 /// flags and blocks in one transaction; then the boards, the archive, the detector's baselines,
 /// the block list and the failed-events store forget them. The audit log keeps the fact of the
 /// erasure (who, when), which is its legal purpose.
-async fn erase(
+#[utoipa::path(post, path = "/admin/players/{playerId}/erase", tag = "admin", params(("playerId" = String, Path)), responses((status = 200, description = "{playerId, erased, archiveFilesChanged}")))]
+pub async fn erase(
     State(s): State<AdminState>,
     Path(player): Path<String>,
     headers: HeaderMap,
@@ -389,7 +401,8 @@ async fn erase(
 /// recorded in the store so a restart or rebuild does not bring the old scores back. Taken under
 /// the leaderboard worker's lock, so every event it has applied is before the reset and every
 /// later one after it.
-async fn reset_board(
+#[utoipa::path(post, path = "/admin/leaderboards/{window}/reset", tag = "admin", params(("window" = String, Path)), responses((status = 200, description = "{window, period, reset}"), (status = 400, description = "unknown or disabled window")))]
+pub async fn reset_board(
     State(s): State<AdminState>,
     Path(window): Path<String>,
     headers: HeaderMap,

@@ -323,7 +323,9 @@ pub fn router(state: FairnessState) -> Router {
         .with_state(state)
 }
 
-async fn get_player(
+#[utoipa::path(get, path = "/fairness/players/{playerId}", tag = "fairness", params(("playerId" = String, Path)),
+    responses((status = 200, description = "{playerId, status, blockedUntil, baselines, flagCount, recentFlags}")))]
+pub async fn get_player(
     State(s): State<FairnessState>,
     Path(player): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -364,7 +366,11 @@ async fn get_player(
     })))
 }
 
-async fn get_flags(
+#[utoipa::path(get, path = "/fairness/flags", tag = "fairness",
+    params(("playerId" = Option<String>, Query), ("status" = Option<String>, Query, description = "quarantined | flagged | released | rejected"),
+           ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
+    responses((status = 200, description = "{total, limit, offset, flags: [{eventId, playerId, metric, value, rule, reason, status, flaggedAt}]}")))]
+pub async fn get_flags(
     State(s): State<FairnessState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {

@@ -39,9 +39,13 @@ async fn openapi_document_lists_the_endpoints() {
     for path in [
         "/events",
         "/events/batch",
+        "/sessions",
         "/players/{playerId}/progress",
         "/rewards/claim",
         "/leaderboard",
+        "/fairness/flags",
+        "/admin/flags/{eventId}/release",
+        "/admin/players/{playerId}/erase",
         "/healthz",
     ] {
         assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
