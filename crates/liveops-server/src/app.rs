@@ -18,7 +18,7 @@ use liveops_store::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::gateway::auth::Verifier;
 use crate::gateway::failed::FailedEvents;
 use crate::gateway::idempotency::IdempotencyCache;
@@ -40,6 +40,8 @@ pub struct Services {
     pub admin: Arc<dyn AdminStore>,
     pub fairness: Arc<dyn FairnessStore>,
     pub clock: Arc<dyn Clock>,
+    /// Who runs each consumer role when several processes share the engines.
+    pub election: crate::leader::Election,
 }
 
 impl Services {
@@ -55,11 +57,14 @@ impl Services {
             fairness: Arc::new(store),
             archive: Arc::new(FileArchive::new(cfg.data_dir.join("archive"))),
             clock,
+            election: crate::leader::Election::Alone,
         })
     }
 }
 
 pub struct Application {
+    /// The roles this process runs (`liveops serve --role`).
+    role: Role,
     listener: TcpListener,
     router: Router,
     gateway: GatewayState,
@@ -146,13 +151,26 @@ impl Application {
             metrics: cfg.metrics_enabled.then(crate::ops::prometheus),
         };
         let metrics = ops.metrics.clone();
-        let router = Router::new()
-            .merge(crate::gateway::router(gateway.clone()))
-            .merge(crate::progression::router(progression))
-            .merge(crate::leaderboard::router(leaderboards.clone()))
-            .merge(crate::admin::router(admin))
-            .merge(crate::fairness::router(fairness.clone()))
-            .merge(crate::ops::router(ops))
+        // Each role serves its own routes; `web` serves the pages, the admin API and every
+        // read, plus the gateway's routes so that the demo game works from one origin.
+        let role = cfg.role;
+        let mut router = Router::new().merge(crate::ops::router(ops));
+        if role.runs(Role::Gateway) || role == Role::Web {
+            router = router.merge(crate::gateway::router(gateway.clone()));
+        }
+        if role.runs(Role::Progression) || role == Role::Web {
+            router = router.merge(crate::progression::router(progression));
+        }
+        if role.runs(Role::Leaderboard) || role == Role::Web {
+            router = router.merge(crate::leaderboard::router(leaderboards.clone()));
+        }
+        if role.runs(Role::Fairness) || role == Role::Web {
+            router = router.merge(crate::fairness::router(fairness.clone()));
+        }
+        if role.runs(Role::Web) {
+            router = router.merge(crate::admin::router(admin));
+        }
+        let router = router
             // Innermost: a panic in a handler becomes a 500 for that request (never a dead
             // connection task), which `json_errors` then turns into a JSON error.
             .layer(tower_http::catch_panic::CatchPanicLayer::new())
@@ -166,6 +184,7 @@ impl Application {
         // Redis, so it honestly stays 0.
         metrics::counter!("redis_operations_total").absolute(0);
         Ok(Application {
+            role,
             listener,
             router,
             gateway,
@@ -185,6 +204,7 @@ impl Application {
     /// listener stops accepting, in-flight requests finish, workers stop after their batch.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Application {
+            role,
             listener,
             router,
             gateway,
@@ -195,22 +215,46 @@ impl Application {
             metrics,
         } = self;
         let mut workers = tokio::task::JoinSet::new();
-        workers.spawn(crate::fairness::run_worker(
-            fairness,
-            services.log.clone(),
-            shutdown.clone(),
-        ));
+        // Consumer workers run where this process leads their role (always, on one process).
+        let election = services.election.clone();
+        if role.runs(Role::Fairness) {
+            let log = services.log.clone();
+            let cursors = services.progress.clone();
+            workers.spawn(crate::leader::run_as_leader(
+                election.clone(),
+                crate::fairness::CONSUMER,
+                shutdown.clone(),
+                move |stop| {
+                    crate::fairness::run_worker(
+                        fairness.clone(),
+                        log.clone(),
+                        cursors.clone(),
+                        stop,
+                    )
+                },
+            ));
+        }
         let decided: Arc<dyn EventLog> = decided;
-        workers.spawn(crate::progression::run_worker(
-            decided.clone(),
-            services.progress.clone(),
-            shutdown.clone(),
-        ));
-        workers.spawn(crate::leaderboard::run_worker(
-            leaderboards,
-            decided,
-            shutdown.clone(),
-        ));
+        if role.runs(Role::Progression) {
+            let decided = decided.clone();
+            let store = services.progress.clone();
+            workers.spawn(crate::leader::run_as_leader(
+                election.clone(),
+                crate::progression::CONSUMER,
+                shutdown.clone(),
+                move |stop| crate::progression::run_worker(decided.clone(), store.clone(), stop),
+            ));
+        }
+        if role.runs(Role::Leaderboard) {
+            workers.spawn(crate::leader::run_as_leader(
+                election.clone(),
+                crate::leaderboard::CONSUMER,
+                shutdown.clone(),
+                move |stop| {
+                    crate::leaderboard::run_worker(leaderboards.clone(), decided.clone(), stop)
+                },
+            ));
+        }
         workers.spawn(housekeeping(
             gateway,
             services.log.clone(),

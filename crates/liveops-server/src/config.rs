@@ -232,6 +232,72 @@ pub struct RawConfig {
         default_value = "liveops"
     )]
     pub namespace: String,
+    /// PostgreSQL connections per process (`DB_URL` set).
+    #[arg(
+        long,
+        env = "DB_MAX_CONNECTIONS",
+        value_name = "DB_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
+    pub db_max_connections: u32,
+}
+
+/// The system of record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// `DATA_DIR/liveops.db` (the embedded default).
+    Sqlite,
+    /// `DB_URL` / `DATABASE_URL`.
+    Postgres { url: String, max_connections: u32 },
+}
+
+/// Where a 202 is made durable and how the roles are fed (`BUS_KIND`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    /// The system of record's own log, in process.
+    InMem,
+    /// NATS JetStream at `BUS_CONN`.
+    Nats { url: String },
+}
+
+/// The roles one process runs (`liveops serve --role`, SPEC section 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    All,
+    Gateway,
+    Fairness,
+    Progression,
+    Leaderboard,
+    Web,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Gateway => "gateway",
+            Role::Fairness => "fairness",
+            Role::Progression => "progression",
+            Role::Leaderboard => "leaderboard",
+            Role::Web => "web",
+        }
+    }
+
+    /// The seed's port for the role, used when `PORT` is unset.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Role::All | Role::Gateway => 8080,
+            Role::Fairness => 8081,
+            Role::Leaderboard => 8082,
+            Role::Progression => 8083,
+            Role::Web => 3000,
+        }
+    }
+
+    /// Whether this process runs `other`'s HTTP routes and workers.
+    pub fn runs(self, other: Role) -> bool {
+        self == Role::All || self == other
+    }
 }
 
 /// A configuration error, always naming the variable.
@@ -262,6 +328,14 @@ pub enum SecretSource {
 /// The checked configuration the application is built from.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Set by `liveops serve --role` through [`Config::with_role`].
+    pub role: Role,
+    /// Whether `PORT` was given (a split role otherwise listens on its seed port).
+    pub port_set: bool,
+    pub database: Database,
+    pub bus: Bus,
+    /// `REDIS_URL`: hot state in Redis (`None`: in process memory).
+    pub redis_url: Option<String>,
     pub port: u16,
     pub bind_addr: IpAddr,
     pub env: Env,
@@ -300,6 +374,42 @@ pub struct Config {
 }
 
 impl Config {
+    /// Runs one role (`liveops serve --role`). A split role shares its state with the other
+    /// processes only through the engines, so it needs all three.
+    pub fn with_role(mut self, role: Role) -> Result<Config, ConfigError> {
+        if role != Role::All {
+            let missing: Vec<&str> = [
+                (
+                    matches!(self.database, Database::Sqlite),
+                    "DB_URL=postgres://...",
+                ),
+                (
+                    self.bus == Bus::InMem,
+                    "BUS_KIND=nats (and BUS_CONN=nats://...)",
+                ),
+                (self.redis_url.is_none(), "REDIS_URL=redis://..."),
+            ]
+            .into_iter()
+            .filter_map(|(missing, what)| missing.then_some(what))
+            .collect();
+            if !missing.is_empty() {
+                return Err(bad(
+                    "--role",
+                    format!(
+                        "--role {} runs one role of a split deployment, which shares state only through the engines; set {} (or run `liveops serve` for all roles in one process on the embedded defaults)",
+                        role.as_str(),
+                        missing.join(", ")
+                    ),
+                ));
+            }
+            if !self.port_set {
+                self.port = role.default_port();
+            }
+        }
+        self.role = role;
+        Ok(self)
+    }
+
     /// Checks raw settings. In dev without `HMAC_SECRET`, a secret is generated once into
     /// `DATA_DIR/hmac_secret` and reused by later runs (and by `liveops send`).
     pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -341,27 +451,72 @@ impl Config {
             }
             hmac_keys.push((id.to_string(), Secret::new(secret.as_bytes())));
         }
-        let db_url = raw.db_url.or(raw.database_url);
-        if let Some(url) = db_url.as_deref().filter(|u| !u.is_empty()) {
-            if !url.starts_with("sqlite:") {
+        let database = match raw
+            .db_url
+            .or(raw.database_url)
+            .filter(|u| !u.is_empty())
+        {
+            None => Database::Sqlite,
+            Some(url) if url.starts_with("sqlite:") => Database::Sqlite,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                if raw.db_max_connections == 0 {
+                    return Err(bad("DB_MAX_CONNECTIONS", "must be at least 1"));
+                }
+                Database::Postgres {
+                    url,
+                    max_connections: raw.db_max_connections,
+                }
+            }
+            Some(_) => {
                 return Err(bad(
                     "DB_URL",
-                    "only the embedded SQLite store is available in this build; unset DB_URL (PostgreSQL arrives with the scale-out backends)",
-                ));
+                    "expected a postgres://user@host:port/database URL (or unset for the embedded SQLite store)",
+                ))
             }
-        }
+        };
         if raw.redis_url.as_deref().is_some_and(|u| !u.is_empty()) {
             return Err(bad("REDIS_URL", "the Redis backend is not available in this build yet; unset REDIS_URL to keep hot state in memory"));
         }
-        if raw.bus_kind != "inmem" {
-            return Err(bad(
-                "BUS_KIND",
-                format!(
-                    "only `inmem` is available in this build, got {:?}",
-                    raw.bus_kind
-                ),
-            ));
-        }
+        let bus = match raw.bus_kind.as_str() {
+            "inmem" => Bus::InMem,
+            "nats" => {
+                let url = raw
+                    .bus_conn
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| "nats://127.0.0.1:4222".to_string());
+                if !url.starts_with("nats://") && !url.starts_with("tls://") {
+                    return Err(bad(
+                        "BUS_CONN",
+                        format!("expected a nats:// URL, got {url:?}"),
+                    ));
+                }
+                // JetStream sequences the events; PostgreSQL records them. SQLite holds its own
+                // log, so the two do not combine.
+                if database == Database::Sqlite {
+                    return Err(bad(
+                        "BUS_KIND",
+                        "BUS_KIND=nats needs PostgreSQL as the system of record: set DB_URL=postgres://...",
+                    ));
+                }
+                Bus::Nats { url }
+            }
+            "sqs" | "servicebus" => {
+                return Err(bad(
+                    "BUS_KIND",
+                    format!(
+                        "{:?} is not available in this build; use inmem or nats",
+                        raw.bus_kind
+                    ),
+                ))
+            }
+            other => {
+                return Err(bad(
+                    "BUS_KIND",
+                    format!("expected inmem, nats, sqs or servicebus, got {other:?}"),
+                ))
+            }
+        };
         if let Some(url) = raw.archive_url.as_deref().filter(|u| !u.is_empty()) {
             if !url.starts_with("file://") {
                 return Err(bad(
@@ -430,6 +585,11 @@ impl Config {
             }
         };
         Ok(Config {
+            role: Role::All,
+            port_set: raw.port.is_some(),
+            database,
+            bus,
+            redis_url: raw.redis_url.filter(|u| !u.is_empty()),
             port: raw.port.unwrap_or(8080),
             bind_addr: raw.bind_addr,
             env: raw.env,

@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod fairness;
 pub mod gateway;
+pub mod leader;
 pub mod leaderboard;
 pub mod ops;
 pub mod pipeline;

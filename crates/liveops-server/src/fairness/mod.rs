@@ -166,9 +166,17 @@ async fn rebuild_detector(
 pub async fn run_worker(
     state: FairnessState,
     log: Arc<dyn EventLog>,
+    cursors: Arc<dyn liveops_store::ProgressStore>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let cursor = *state.decided_head.borrow();
+    // From the stored cursor, not the in-memory one: after a takeover from another process,
+    // that process's decisions are the starting point.
+    let cursor = cursors.cursor(CONSUMER).await?;
+    state.decided_head.send_if_modified(|head| {
+        let moved = cursor > *head;
+        *head = (*head).max(cursor);
+        moved
+    });
     rebuild_detector(&state, &log, cursor).await?;
     tracing::info!(upto = cursor, "fairness baselines rebuilt from the log");
     let raw = log.clone();

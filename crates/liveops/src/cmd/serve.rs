@@ -4,19 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use liveops_domain::SystemClock;
-use liveops_server::config::{Config, SecretSource};
+use liveops_server::config::{Config, Role, SecretSource};
 use liveops_server::{Application, RawConfig};
 use tokio_util::sync::CancellationToken;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    All,
-    Gateway,
-    Fairness,
-    Progression,
-    Leaderboard,
-    Web,
-}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,14 +18,9 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    if args.role != Role::All {
-        anyhow::bail!(
-            "--role {} needs the scale-out backends: set DB_URL (PostgreSQL), REDIS_URL and BUS_KIND=nats with BUS_CONN; \
-             on the embedded defaults run `liveops serve` (all roles in one process)",
-            format!("{:?}", args.role).to_lowercase()
-        );
-    }
-    let cfg = Config::from_raw(args.config).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let cfg = Config::from_raw(args.config)
+        .and_then(|c| c.with_role(args.role))
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     liveops_server::telemetry::init(&cfg.log_level);
     match &cfg.secret_source {
         SecretSource::Generated(path) => eprintln!(
