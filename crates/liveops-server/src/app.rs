@@ -40,6 +40,10 @@ pub struct Services {
     pub admin: Arc<dyn AdminStore>,
     pub fairness: Arc<dyn FairnessStore>,
     pub clock: Arc<dyn Clock>,
+    /// The system of record's copy of the log (the same as `log` unless the log is a bus).
+    pub history: Arc<dyn EventLog>,
+    /// Whether `log` is outside the store (JetStream), so fairness records the events.
+    pub external_log: bool,
     /// Who runs each consumer role when several processes share the engines.
     pub election: crate::leader::Election,
 }
@@ -51,6 +55,8 @@ impl Services {
             .with_context(|| format!("opening the SQLite store in {}", cfg.data_dir.display()))?;
         Ok(Services {
             log: Arc::new(store.clone()),
+            history: Arc::new(store.clone()),
+            external_log: false,
             progress: Arc::new(store.clone()),
             board_source: Arc::new(store.clone()),
             admin: Arc::new(store.clone()),

@@ -295,6 +295,24 @@ pub trait FairnessStore: Send + Sync + 'static {
         flags: Vec<FlagRecord>,
         cursor: u64,
     ) -> Result<(), StoreError>;
+    /// For a durable log kept outside the store (JetStream sequences the events, `seq` being
+    /// the stream sequence): records the batch's events themselves together with their flags
+    /// and the cursor, in one transaction. An event whose `eventId` is already recorded is not
+    /// recorded again (nor are its flags). Returns the seqs recorded.
+    ///
+    /// A store that keeps its own log (SQLite) has nothing to record: the configuration never
+    /// pairs it with an outside log, and it answers with an error if asked.
+    async fn record_sequenced(
+        &self,
+        _consumer: &str,
+        _events: &[LoggedEvent],
+        _flags: Vec<FlagRecord>,
+        _cursor: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        Err(StoreError::Database(
+            "this store keeps its own event log; it does not record an outside one".into(),
+        ))
+    }
     /// Newest first, with the total matching the filter.
     async fn flags(&self, filter: FlagFilter) -> Result<(Vec<FlagRecord>, u64), StoreError>;
     /// The status of every flag on events up to `upto`, by seq (for rebuilding the detector).

@@ -89,6 +89,12 @@ pub struct FairnessState {
     pub admin: Arc<dyn AdminStore>,
     pub blocks: Arc<BlockList>,
     pub clock: Arc<dyn Clock>,
+    /// The system of record's copy of the log, replayed to rebuild the baselines (the bus may
+    /// keep only recent events).
+    pub history: Arc<dyn EventLog>,
+    /// Whether the durable log is outside the store (JetStream): then the worker records each
+    /// batch's events into the store with its decisions.
+    pub records_events: bool,
     /// Recent flags per player, for the three-in-ten-minutes block (lost on restart: a block
     /// already set is in the store).
     windows: Arc<Mutex<HashMap<PlayerId, FlagWindow>>>,
@@ -124,12 +130,38 @@ impl FairnessState {
             admin: services.admin.clone(),
             blocks,
             clock: services.clock.clone(),
+            history: services.history.clone(),
+            records_events: services.external_log,
             windows: Arc::new(Mutex::new(HashMap::new())),
             erased: Default::default(),
             decided_head: Arc::new(head_tx),
             decided_tail: tail_tx,
         };
         (state, decided)
+    }
+}
+
+impl FairnessState {
+    /// Moves the decided head to the stored fairness cursor as it moves. In a deployment of
+    /// several processes another one may lead fairness; this process's progression and
+    /// leaderboard workers then learn of its decisions here (and read them from the store).
+    pub async fn follow_stored_cursor(
+        &self,
+        mut stored: watch::Receiver<u64>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let cursor = *stored.borrow_and_update();
+            self.decided_head.send_if_modified(|head| {
+                let moved = cursor > *head;
+                *head = (*head).max(cursor);
+                moved
+            });
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = stored.changed() => if changed.is_err() { return },
+            }
+        }
     }
 }
 
@@ -177,7 +209,8 @@ pub async fn run_worker(
         *head = (*head).max(cursor);
         moved
     });
-    rebuild_detector(&state, &log, cursor).await?;
+    let history = state.history.clone();
+    rebuild_detector(&state, &history, cursor).await?;
     tracing::info!(upto = cursor, "fairness baselines rebuilt from the log");
     let raw = log.clone();
     crate::pipeline::consume(CONSUMER, log, cursor, shutdown, move |batch| {
@@ -191,7 +224,7 @@ pub async fn run_worker(
 
 async fn decide(
     state: &FairnessState,
-    log: &Arc<dyn EventLog>,
+    _log: &Arc<dyn EventLog>,
     batch: Arc<Vec<LoggedEvent>>,
 ) -> Result<u64, StoreError> {
     let prev = *state.decided_head.borrow();
@@ -247,16 +280,34 @@ async fn decide(
     let Some(last) = batch.last().map(|e| e.seq) else {
         return Ok(prev);
     };
-    if let Err(e) = state
-        .store
-        .record_flags(CONSUMER, flags.clone(), last)
-        .await
-    {
-        // The detector moved for a batch that is not recorded: start it again from the log so
-        // the retry judges the batch afresh.
-        rebuild_detector(state, log, prev).await?;
-        return Err(e);
-    }
+    let recorded = if state.records_events {
+        let fresh: Vec<LoggedEvent> = batch.iter().filter(|e| e.seq > prev).cloned().collect();
+        state
+            .store
+            .record_sequenced(CONSUMER, &fresh, flags.clone(), last)
+            .await
+            .map(|seqs| Some(seqs.into_iter().collect::<std::collections::HashSet<u64>>()))
+    } else {
+        state
+            .store
+            .record_flags(CONSUMER, flags.clone(), last)
+            .await
+            .map(|()| None)
+    };
+    let recorded = match recorded {
+        Ok(r) => r,
+        Err(e) => {
+            // The detector moved for a batch that is not recorded: start it again from the
+            // log so the retry judges the batch afresh.
+            rebuild_detector(state, &state.history, prev).await?;
+            return Err(e);
+        }
+    };
+    // An eventId the store already had (a repeat past the bus's dedup window) is not applied.
+    let flags: Vec<FlagRecord> = match &recorded {
+        Some(seqs) => flags.into_iter().filter(|f| seqs.contains(&f.seq)).collect(),
+        None => flags,
+    };
     for f in &flags {
         metrics::counter!("anomaly_flags_total", "rule" => f.rule.clone()).increment(1);
         metrics::counter!("cheating_events_detected").increment(1);
@@ -273,13 +324,17 @@ async fn decide(
         .filter(|f| !f.status.applies())
         .map(|f| f.seq)
         .collect();
-    let events = if held.is_empty() && batch.first().is_some_and(|e| e.seq > prev) {
+    let events = if held.is_empty()
+        && recorded.is_none()
+        && batch.first().is_some_and(|e| e.seq > prev)
+    {
         batch.clone()
     } else {
         Arc::new(
             batch
                 .iter()
                 .filter(|e| e.seq > prev && !held.contains(&e.seq))
+                .filter(|e| recorded.as_ref().is_none_or(|r| r.contains(&e.seq)))
                 .cloned()
                 .collect(),
         )
