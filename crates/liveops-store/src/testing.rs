@@ -120,7 +120,10 @@ impl Drop for TempPostgres {
         match dropped {
             Ok(Ok(())) => {}
             Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
-            Err(_) => eprintln!("could not drop test database {}: the thread panicked", self.name),
+            Err(_) => eprintln!(
+                "could not drop test database {}: the thread panicked",
+                self.name
+            ),
         }
     }
 }
@@ -139,6 +142,9 @@ mod tests {
             with_database("postgres://u:p@h/db?sslmode=disable", "x"),
             "postgres://u:p@h/x?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
     }
 }

@@ -36,8 +36,10 @@ fn new_event(value: serde_json::Value) -> NewEvent {
 }
 
 fn ev(id: &str, player: &str, xp: i64) -> NewEvent {
-    new_event(json!({"eventId": id, "type": "progression", "playerId": player, "ts": 1,
-        "payload": {"deltaXp": xp, "activity": "a"}}))
+    new_event(
+        json!({"eventId": id, "type": "progression", "playerId": player, "ts": 1,
+        "payload": {"deltaXp": xp, "activity": "a"}}),
+    )
 }
 
 fn pid(p: &str) -> PlayerId {
@@ -132,7 +134,10 @@ async fn concurrent_appends_get_distinct_seqs_in_log_order<S: Store>(s: &S) {
         let r = t.await.unwrap();
         let mine = seqs(&r);
         assert_eq!(mine.len(), 3);
-        assert!(mine.windows(2).all(|w| w[0] < w[1]), "a batch keeps its order");
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "a batch keeps its order"
+        );
         all.extend(mine);
     }
     all.sort_unstable();
@@ -220,7 +225,10 @@ async fn concurrent_applies_count_each_event_once<S: Store>(s: &S, other: &S) {
     // applied event counts once, and the final catch-up applies the rest exactly once.
     let cursor = s.cursor("progression").await.unwrap();
     let rest: Vec<LoggedEvent> = all.iter().filter(|e| e.seq > cursor).cloned().collect();
-    other.apply_events("progression", Arc::new(rest)).await.unwrap();
+    other
+        .apply_events("progression", Arc::new(rest))
+        .await
+        .unwrap();
     let applied: Vec<&LoggedEvent> = all.iter().collect();
     let mut total = 0;
     for p in 0..7 {
@@ -233,9 +241,7 @@ async fn concurrent_applies_count_each_event_once<S: Store>(s: &S, other: &S) {
     // Now the strict check, with batches that cover everything from the start: the racing
     // appliers must together apply every event exactly once.
     let s2 = (s.clone(), other.clone());
-    let events: Vec<NewEvent> = (0..100)
-        .map(|i| ev(&format!("m{i}"), "p_m", 1))
-        .collect();
+    let events: Vec<NewEvent> = (0..100).map(|i| ev(&format!("m{i}"), "p_m", 1)).collect();
     s2.0.append(events).await.unwrap();
     let head = *s2.0.committed().borrow();
     let all = Arc::new(s2.0.read_after(0, 10_000).await.unwrap());
@@ -310,15 +316,23 @@ async fn concurrent_claims_issue_one_receipt<S: Store>(s: &S) {
 
 async fn progress_counts_boss_kills_and_keeps_drops_in_order<S: Store>(s: &S) {
     s.append(vec![
-        new_event(json!({"eventId": "bk1", "type": "boss_kill", "playerId": "p_b", "ts": 1,
-            "payload": {"bossId": "dragon", "tier": 3, "points": 50}})),
-        new_event(json!({"eventId": "bk2", "type": "boss_kill", "playerId": "p_b", "ts": 1,
-            "payload": {"bossId": "dragon", "tier": 3, "points": 50}})),
-        new_event(json!({"eventId": "d1", "type": "drop_claimed", "playerId": "p_b", "ts": 1,
-            "payload": {"dropId": "sword", "weight": 0.5, "source": "chest"}})),
+        new_event(
+            json!({"eventId": "bk1", "type": "boss_kill", "playerId": "p_b", "ts": 1,
+            "payload": {"bossId": "dragon", "tier": 3, "points": 50}}),
+        ),
+        new_event(
+            json!({"eventId": "bk2", "type": "boss_kill", "playerId": "p_b", "ts": 1,
+            "payload": {"bossId": "dragon", "tier": 3, "points": 50}}),
+        ),
+        new_event(
+            json!({"eventId": "d1", "type": "drop_claimed", "playerId": "p_b", "ts": 1,
+            "payload": {"dropId": "sword", "weight": 0.5, "source": "chest"}}),
+        ),
         // A NUL in a free-text field must not poison the log or progression.
-        new_event(json!({"eventId": "d2", "type": "drop_claimed", "playerId": "p_b", "ts": 1,
-            "payload": {"dropId": "sh\u{0}ield", "weight": 0.25, "source": "boss"}})),
+        new_event(
+            json!({"eventId": "d2", "type": "drop_claimed", "playerId": "p_b", "ts": 1,
+            "payload": {"dropId": "sh\u{0}ield", "weight": 0.25, "source": "boss"}}),
+        ),
     ])
     .await
     .unwrap();
@@ -329,7 +343,10 @@ async fn progress_counts_boss_kills_and_keeps_drops_in_order<S: Store>(s: &S) {
     assert_eq!(p.xp, 50 + 50 + 50 + 25);
     assert_eq!(p.boss_kills.get("dragon"), Some(&2));
     assert_eq!(
-        p.drops.iter().map(|d| d.event_id.as_str()).collect::<Vec<_>>(),
+        p.drops
+            .iter()
+            .map(|d| d.event_id.as_str())
+            .collect::<Vec<_>>(),
         vec!["d1", "d2"]
     );
     assert_eq!(p.drops[0].drop_id, "sword");
@@ -391,7 +408,10 @@ async fn board_sums_honour_a_period_reset<S: Store>(s: &S) {
             .find(|(q, _)| q.as_str() == p)
             .map(|(_, xp)| xp)
     };
-    assert_eq!(sum(s.period_xp(&period, head).await.unwrap(), "p_r"), Some(14));
+    assert_eq!(
+        sum(s.period_xp(&period, head).await.unwrap(), "p_r"),
+        Some(14)
+    );
     s.reset_period(&period, cut, noon()).await.unwrap();
     let after = s.period_xp(&period, head).await.unwrap();
     assert_eq!(sum(after.clone(), "p_r"), Some(4));
@@ -407,7 +427,12 @@ async fn board_sums_honour_a_period_reset<S: Store>(s: &S) {
         "another window's period is untouched"
     );
     assert_eq!(
-        sum(s.xp_by_player(period.start, period.end, head).await.unwrap(), "p_r"),
+        sum(
+            s.xp_by_player(period.start, period.end, head)
+                .await
+                .unwrap(),
+            "p_r"
+        ),
         Some(14),
         "plain sums ignore resets"
     );
@@ -565,7 +590,9 @@ async fn a_release_applies_once_and_a_reject_never<S: Store>(s: &S) {
         .resolve("q3", Resolution::Reject, "ops", at)
         .await
         .unwrap();
-    assert!(matches!(out, ResolveOutcome::Resolved { flag, event: None } if flag.status == FlagStatus::Rejected));
+    assert!(
+        matches!(out, ResolveOutcome::Resolved { flag, event: None } if flag.status == FlagStatus::Rejected)
+    );
     assert_eq!(xp_of(s, "p_h").await, Some(1200), "never applied");
     assert!(matches!(
         s.resolve("nope", Resolution::Release, "ops", at)
@@ -573,10 +600,15 @@ async fn a_release_applies_once_and_a_reject_never<S: Store>(s: &S) {
             .unwrap(),
         ResolveOutcome::NotFound
     ));
-    assert!(matches!(
-        s.resolve("q1", Resolution::Release, "ops", at).await.unwrap(),
-        ResolveOutcome::NotFound
-    ), "an unflagged event has nothing to resolve");
+    assert!(
+        matches!(
+            s.resolve("q1", Resolution::Release, "ops", at)
+                .await
+                .unwrap(),
+            ResolveOutcome::NotFound
+        ),
+        "an unflagged event has nothing to resolve"
+    );
 
     // Released events stay out of the decided view (the release applied them) but count on
     // the boards; rejected ones count nowhere.
@@ -602,9 +634,13 @@ async fn a_release_applies_once_and_a_reject_never<S: Store>(s: &S) {
 async fn concurrent_releases_apply_once<S: Store>(s: &S) {
     s.append(vec![ev("cr1", "p_cr", 300)]).await.unwrap();
     let log = s.read_after(0, 10).await.unwrap();
-    s.record_flags("fairness", vec![flag(&log[0], FlagStatus::Quarantined)], log[0].seq)
-        .await
-        .unwrap();
+    s.record_flags(
+        "fairness",
+        vec![flag(&log[0], FlagStatus::Quarantined)],
+        log[0].seq,
+    )
+    .await
+    .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let s = s.clone();
@@ -643,9 +679,13 @@ async fn erasing_a_player_removes_everything_and_skips_in_flight_events<S: Store
         s.claim(&pid("p_e"), "lvl2_gold_100", make).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
-    s.record_flags("fairness", vec![flag(&log[1], FlagStatus::Flagged)], log[2].seq)
-        .await
-        .unwrap();
+    s.record_flags(
+        "fairness",
+        vec![flag(&log[1], FlagStatus::Flagged)],
+        log[2].seq,
+    )
+    .await
+    .unwrap();
     s.set_block(Block {
         player_id: pid("p_e"),
         until: None,
@@ -660,7 +700,11 @@ async fn erasing_a_player_removes_everything_and_skips_in_flight_events<S: Store
     s.apply_events("progression", Arc::new(log[1..].to_vec()))
         .await
         .unwrap();
-    assert_eq!(xp_of(s, "p_e").await, None, "the in-flight event is skipped");
+    assert_eq!(
+        xp_of(s, "p_e").await,
+        None,
+        "the in-flight event is skipped"
+    );
     assert_eq!(xp_of(s, "p_keep").await, Some(10), "others still apply");
     assert!(s.rewards(&pid("p_e")).await.unwrap().is_empty());
     assert_eq!(s.receipt("re1").await.unwrap(), None);
@@ -684,10 +728,15 @@ async fn erasing_a_player_removes_everything_and_skips_in_flight_events<S: Store
     // The player may come back: events appended after the erase count again.
     s.append(vec![ev("e4", "p_e", 7)]).await.unwrap();
     let fresh = s.read_after(upto, 10).await.unwrap();
-    s.apply_events("progression", Arc::new(fresh)).await.unwrap();
+    s.apply_events("progression", Arc::new(fresh))
+        .await
+        .unwrap();
     assert_eq!(xp_of(s, "p_e").await, Some(7));
     // The erased eventIds were removed, so they are not duplicates any more.
-    assert_eq!(seqs(&s.append(vec![ev("e1", "p_e", 1)]).await.unwrap()).len(), 1);
+    assert_eq!(
+        seqs(&s.append(vec![ev("e1", "p_e", 1)]).await.unwrap()).len(),
+        1
+    );
 }
 
 async fn blocks_and_the_audit_log_round_trip<S: Store>(s: &S) {
@@ -775,7 +824,11 @@ async fn the_archive_keeps_final_standings_and_forgets_an_erased_player(a: &dyn 
         a.get_period("daily", "2026-11-22").await.unwrap(),
         Some(first)
     );
-    let replaced = standings("daily", "2026-11-22", &[("p_1", 30), ("p_2", 20), ("p_3", 10)]);
+    let replaced = standings(
+        "daily",
+        "2026-11-22",
+        &[("p_1", 30), ("p_2", 20), ("p_3", 10)],
+    );
     a.put_period(&replaced).await.unwrap();
     assert_eq!(
         a.get_period("daily", "2026-11-22").await.unwrap(),
@@ -789,7 +842,11 @@ async fn the_archive_keeps_final_standings_and_forgets_an_erased_player(a: &dyn 
         None,
         "a snapshot is not the final standings"
     );
-    assert_eq!(a.erase_player("p_2").await.unwrap(), 2, "final and snapshot");
+    assert_eq!(
+        a.erase_player("p_2").await.unwrap(),
+        2,
+        "final and snapshot"
+    );
     let after = a.get_period("daily", "2026-11-22").await.unwrap().unwrap();
     assert_eq!(after.total, 2);
     assert_eq!(
@@ -1001,9 +1058,13 @@ async fn postgres_records_stream_sequenced_events_once_with_their_flags() {
     assert_eq!(decided, vec![10, 12]);
 
     // The cursor only moves forward, and an empty batch still moves it.
-    s.record_sequenced("fairness", &[], vec![], 9).await.unwrap();
+    s.record_sequenced("fairness", &[], vec![], 9)
+        .await
+        .unwrap();
     assert_eq!(s.cursor("fairness").await.unwrap(), 13);
-    s.record_sequenced("fairness", &[], vec![], 20).await.unwrap();
+    s.record_sequenced("fairness", &[], vec![], 20)
+        .await
+        .unwrap();
     assert_eq!(s.cursor("fairness").await.unwrap(), 20);
 
     let known = s.known_event_ids(&["j1", "j3", "nope"]).await.unwrap();
@@ -1095,12 +1156,18 @@ fn via_port(url: &str, port: u16) -> String {
     let end = start + url[start..].find('/').unwrap();
     let creds = url[start..end].rsplit_once('@').map_or("", |(c, _)| c);
     let at = if creds.is_empty() { "" } else { "@" };
-    format!("{}{creds}{at}127.0.0.1:{port}{}", &url[..start], &url[end..])
+    format!(
+        "{}{creds}{at}127.0.0.1:{port}{}",
+        &url[..start],
+        &url[end..]
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_reports_unavailable_while_the_engine_is_gone_and_recovers() {
-    let Some(db) = temp_postgres().await else { return };
+    let Some(db) = temp_postgres().await else {
+        return;
+    };
     let options: sqlx::postgres::PgConnectOptions = db.url().parse().unwrap();
     let target = format!("{}:{}", options.get_host(), options.get_port());
     let mut proxy = Proxy::start(target).await;

@@ -114,12 +114,13 @@ impl FairnessStore for PgStore {
         let status = filter.status.map(|s| s.as_str());
         let cond = "($1::text IS NULL OR player_id = $1) AND ($2::text IS NULL OR status = $2)";
         let mut conn = self.pool.acquire().await?;
-        let total: i64 =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM suspicious_events WHERE {cond}"))
-                .bind(&player)
-                .bind(status)
-                .fetch_one(&mut *conn)
-                .await?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM suspicious_events WHERE {cond}"
+        ))
+        .bind(&player)
+        .bind(status)
+        .fetch_one(&mut *conn)
+        .await?;
         let rows = sqlx::query(&format!(
             "SELECT {FLAG_COLUMNS} FROM suspicious_events WHERE {cond}
              ORDER BY seq DESC LIMIT $3 OFFSET $4"
@@ -130,7 +131,10 @@ impl FairnessStore for PgStore {
         .bind(filter.offset.min(i64::MAX as usize) as i64)
         .fetch_all(&mut *conn)
         .await?;
-        let flags = rows.iter().map(row_to_flag).collect::<Result<Vec<_>, _>>()?;
+        let flags = rows
+            .iter()
+            .map(row_to_flag)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((flags, total as u64))
     }
 
@@ -187,10 +191,12 @@ impl FairnessStore for PgStore {
         .await?;
         let mut event = None;
         if resolution == Resolution::Release {
-            let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"))
-                .bind(seq_bound(flag.seq))
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row = sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"
+            ))
+            .bind(seq_bound(flag.seq))
+            .fetch_optional(&mut *tx)
+            .await?;
             if let Some(row) = row {
                 let le = row_to_logged(&row)?;
                 fold_into_progress(&mut tx, &[&le]).await?;

@@ -3,8 +3,9 @@
 //!
 //! Group commit: the writer takes whatever commands queued while the previous commit ran and
 //! commits them in one transaction, consecutive appends as ONE multi-row insert (arrays through
-//! `UNNEST`), so under load one round trip and one WAL flush cover hundreds of events, while an
-//! idle server still commits a lone event at once. Sequence numbers come from `events_seq`
+//! `UNNEST`); a group of appends only is that single statement, which PostgreSQL commits
+//! atomically by itself. So under load one round trip and one WAL flush cover hundreds of
+//! events, while an idle server still commits a lone event at once. Sequence numbers come from `events_seq`
 //! inside that single task, so within the process `seq` order is commit order, which is what
 //! lets consumers read "everything after my cursor" without missing a late commit. (Several
 //! processes appending to one database would break that; the scaled-out deployment sequences
@@ -15,7 +16,7 @@
 //! would cost a round trip each in the common case where nothing fails). An unreachable engine
 //! fails the whole group at once with [`StoreError::Unavailable`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,9 +27,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::{fairness, ms, row_to_logged, seq_bound, Head, PgStore, EVENT_COLUMNS};
-use crate::{
-    Appended, CommittedBatch, EventLog, FlagRecord, LoggedEvent, NewEvent, StoreError,
-};
+use crate::{Appended, CommittedBatch, EventLog, FlagRecord, LoggedEvent, NewEvent, StoreError};
 
 /// The most commands one group commit takes, bounding the latency of the first one.
 const MAX_GROUP_CMDS: usize = 2048;
@@ -182,6 +181,19 @@ fn copy_error(e: &StoreError) -> StoreError {
 
 /// Runs the ops in one transaction, consecutive appends as one insert.
 async fn commit(pool: &PgPool, head: &Head, ops: &[Op]) -> Result<Vec<Outcome>, StoreError> {
+    if ops.iter().all(|op| matches!(op, Op::Append(_))) {
+        // The common case: one insert statement, atomic and durable on its own.
+        let run: Vec<&[NewEvent]> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Append(events) => Some(events.as_slice()),
+                Op::Erase(_) => None,
+            })
+            .collect();
+        let mut conn = pool.acquire().await?;
+        let results = insert_run(&mut conn, &run).await?;
+        return Ok(results.into_iter().map(Outcome::Append).collect());
+    }
     let mut tx = pool.begin().await?;
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut i = 0;
@@ -194,7 +206,12 @@ async fn commit(pool: &PgPool, head: &Head, ops: &[Op]) -> Result<Vec<Outcome>, 
                     run.push(events);
                     j += 1;
                 }
-                outcomes.extend(insert_run(&mut tx, &run).await?.into_iter().map(Outcome::Append));
+                outcomes.extend(
+                    insert_run(&mut tx, &run)
+                        .await?
+                        .into_iter()
+                        .map(Outcome::Append),
+                );
                 i = j;
             }
             Op::Erase(player) => {
@@ -228,24 +245,23 @@ async fn insert_run(
         }
     }
     let n = rows.event_id.len();
-    // Sequence numbers first, in one round trip: the insert then carries them explicitly, so
-    // their order is the append order by construction, not by how a plan evaluates `nextval`.
-    // A duplicate burns its number; gaps are harmless (consumers follow the head, not seq + 1).
-    let mut seqs: Vec<i64> =
-        sqlx::query_scalar("SELECT nextval('events_seq') FROM generate_series(1, $1)")
-            .bind(n as i64)
-            .fetch_all(&mut *conn)
-            .await?;
-    seqs.sort_unstable();
-    let inserted: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO events (seq, event_id, player_id, type, ts, received_at, xp, payload)
-         SELECT s, e, p, t, ts, r, x, pl::json
-         FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::timestamptz[],
-                     $7::int8[], $8::text[]) AS u(s, e, p, t, ts, r, x, pl)
+    // One statement: it draws the sequence numbers, sorts them and gives the k-th smallest to
+    // the k-th event, so their order is the append order by construction (not by how a plan
+    // happens to evaluate `nextval`). Outside an explicit transaction it commits by itself, so
+    // an append-only group costs one round trip. A duplicate burns its number; gaps are
+    // harmless (consumers follow the head, not seq + 1).
+    let returned: Vec<(i64, String)> = sqlx::query_as(
+        "WITH drawn AS MATERIALIZED (SELECT nextval('events_seq') AS seq FROM generate_series(1, $1)),
+              numbered AS (SELECT seq, row_number() OVER (ORDER BY seq) AS k FROM drawn)
+         INSERT INTO events (seq, event_id, player_id, type, ts, received_at, xp, payload)
+         SELECT n.seq, u.e, u.p, u.t, u.ts, u.r, u.x, u.pl::json
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[], $6::timestamptz[],
+                     $7::int8[], $8::text[]) WITH ORDINALITY AS u(e, p, t, ts, r, x, pl, k)
+         JOIN numbered n ON n.k = u.k
          ON CONFLICT (event_id) DO NOTHING
-         RETURNING seq",
+         RETURNING seq, event_id",
     )
-    .bind(&seqs)
+    .bind(n as i64)
     .bind(&rows.event_id)
     .bind(&rows.player_id)
     .bind(&rows.kind)
@@ -255,21 +271,18 @@ async fn insert_run(
     .bind(&rows.payload)
     .fetch_all(&mut *conn)
     .await?;
-    let inserted: HashSet<i64> = inserted.into_iter().collect();
-    let mut seq_of = rows
-        .event_id
-        .iter()
-        .zip(&seqs)
-        .map(|(id, seq)| (id.as_str(), *seq))
-        .collect::<std::collections::HashMap<_, _>>();
+    let mut seq_of: HashMap<&str, i64> = HashMap::with_capacity(returned.len());
+    for (seq, id) in &returned {
+        seq_of.insert(id.as_str(), *seq);
+    }
     let mut out = Vec::with_capacity(run.len());
     for events in run {
         let mut results = Vec::with_capacity(events.len());
         for ne in *events {
             // `remove`: only the first occurrence of an eventId can be the new one.
             let r = match seq_of.remove(ne.event.event_id.as_str()) {
-                Some(seq) if inserted.contains(&seq) => Appended::New { seq: seq as u64 },
-                _ => Appended::Duplicate,
+                Some(seq) => Appended::New { seq: seq as u64 },
+                None => Appended::Duplicate,
             };
             results.push(r);
         }
@@ -299,8 +312,9 @@ impl Rows {
         self.ts.push(e.ts);
         self.received_at.push(ms(ne.received_at));
         self.xp.push(liveops_domain::progression::xp_for(&e.kind));
-        self.payload
-            .push(serde_json::to_string(&e.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        self.payload.push(
+            serde_json::to_string(&e.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        );
         Ok(())
     }
 }
@@ -323,10 +337,7 @@ pub(super) async fn move_cursor(
 }
 
 impl PgStore {
-    async fn write<T>(
-        &self,
-        make: impl FnOnce(Reply<T>) -> WriteCmd,
-    ) -> Result<T, StoreError> {
+    async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> WriteCmd) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writer
             .send(make(tx))
@@ -388,7 +399,10 @@ impl PgStore {
         };
         inserted.sort_unstable();
         let fresh: HashSet<u64> = inserted.iter().map(|s| *s as u64).collect();
-        let flags: Vec<FlagRecord> = flags.into_iter().filter(|f| fresh.contains(&f.seq)).collect();
+        let flags: Vec<FlagRecord> = flags
+            .into_iter()
+            .filter(|f| fresh.contains(&f.seq))
+            .collect();
         fairness::insert_flags(&mut tx, &flags).await?;
         move_cursor(&mut tx, consumer, cursor).await?;
         tx.commit().await?;
@@ -430,7 +444,9 @@ impl PgStore {
                         let seq = seq.unwrap_or(0) as u64;
                         tx.send_if_modified(|v| std::mem::replace(v, seq) != seq);
                     }
-                    Err(e) => tracing::warn!(consumer, error = %e, "polling a consumer cursor failed"),
+                    Err(e) => {
+                        tracing::warn!(consumer, error = %e, "polling a consumer cursor failed")
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}

@@ -220,3 +220,32 @@ fn pg_text(s: &str) -> String {
 fn seq_bound(seq: u64) -> i64 {
     seq.min(i64::MAX as u64) as i64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_trouble_maps_to_unavailable_and_the_rest_to_database() {
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(StoreError::from(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        )))
+        .is_unavailable());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(is_unavailable_code("08006"));
+        assert!(is_unavailable_code("57P01"));
+        assert!(is_unavailable_code("53300"));
+        assert!(
+            !is_unavailable_code("23505"),
+            "a unique violation is a real error"
+        );
+    }
+
+    #[test]
+    fn text_postgres_cannot_hold_is_made_storable() {
+        assert_eq!(pg_text("a\0b"), "a\u{FFFD}b");
+        assert_eq!(pg_text("plain"), "plain");
+        assert_eq!(seq_bound(u64::MAX), i64::MAX);
+    }
+}
