@@ -11,11 +11,15 @@
 //! - [`FairnessStore`]: flagged events (`suspicious_events`), their review, and the "decided"
 //!   view of the log that progression and leaderboards consume.
 //!
-//! Implementations: [`SqliteStore`] (embedded default, one file in `DATA_DIR`) and
-//! [`FileArchive`]. PostgreSQL and object storage implement the same traits later.
+//! Implementations: [`SqliteStore`] (embedded default, one file in `DATA_DIR`),
+//! [`PgStore`] (PostgreSQL, the scale-out system of record; it is also an [`Archive`]) and
+//! [`FileArchive`]. [`testing`] holds the helpers tests use to get a throwaway PostgreSQL
+//! database and to skip (or, under `CI=true`, fail) when an engine is missing.
 
 mod archive;
+mod postgres;
 mod sqlite;
+pub mod testing;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -30,6 +34,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
 pub use archive::{Archive, ArchivedEntry, ArchivedPeriod, FileArchive};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,17 @@ pub enum StoreError {
     Corrupt(String),
     #[error("archive io error: {0}")]
     Io(#[from] std::io::Error),
+    /// The engine cannot be reached (connection refused or lost, pool timeout, server shutting
+    /// down): nothing was done, retry later. The gateway answers 503 with `Retry-After`.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the error means "engine unreachable, retry later" rather than a failed request.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -1026,9 +1026,10 @@ impl FairnessStore for SqliteStore {
                             f.flagged_at.timestamp_millis(),
                         ])?;
                     }
+                    // Forward only, like PgStore: a late retry cannot rewind the cursor.
                     conn.prepare_cached(
                         "INSERT INTO consumer_offsets (consumer, seq) VALUES (?1, ?2)
-                         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+                         ON CONFLICT (consumer) DO UPDATE SET seq = MAX(seq, excluded.seq)",
                     )?
                     .execute(params![consumer, cursor as i64])?;
                     Ok(())

@@ -1,0 +1,150 @@
+//! Test support, public so the server's tests and other crates' engine tests share it (not used
+//! by the product code).
+//!
+//! - [`temp_postgres`]: a fresh, uniquely named PostgreSQL database for one test, dropped when
+//!   the returned [`TempPostgres`] is dropped, so parallel runs never see each other.
+//! - [`engine_missing`]: the one rule for a test whose engine is unreachable: under `CI=true`
+//!   it fails (a missing engine in CI is a broken CI), elsewhere it prints a one-line notice and
+//!   the test returns early.
+
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection};
+
+/// The server tests create their databases on, unless `LIVEOPS_TEST_PG` names another.
+pub const DEFAULT_TEST_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// How long a test waits for an engine before calling it unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Under `CI=true`, panics: the engine must be there. Otherwise prints
+/// `skipping: <engine> not reachable at <detail>` to stderr; the caller then returns.
+pub fn engine_missing(engine: &str, detail: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{engine} not reachable at {detail} (CI=true: engines must be running)");
+    }
+    eprintln!("skipping: {engine} not reachable at {detail}");
+}
+
+/// A throwaway database `liveops_t_<random>`; dropped (`WITH (FORCE)`, best effort) on `Drop`,
+/// which works inside and outside a tokio runtime.
+#[derive(Debug)]
+pub struct TempPostgres {
+    url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl TempPostgres {
+    /// The URL of the fresh database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Creates a fresh database on `LIVEOPS_TEST_PG` (default [`DEFAULT_TEST_PG`]). `None` (after
+/// [`engine_missing`]) when PostgreSQL is unreachable. Panics when it is reachable but refuses
+/// to create the database: that is a broken setup, not a missing engine.
+pub async fn temp_postgres() -> Option<TempPostgres> {
+    let admin_url = std::env::var("LIVEOPS_TEST_PG").unwrap_or_else(|_| DEFAULT_TEST_PG.into());
+    let mut conn =
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(&admin_url)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                engine_missing("PostgreSQL", &format!("{admin_url} ({e})"));
+                return None;
+            }
+            Err(_) => {
+                engine_missing("PostgreSQL", &format!("{admin_url} (connect timed out)"));
+                return None;
+            }
+        };
+    let name = format!("liveops_t_{}", uuid::Uuid::now_v7().simple());
+    if let Err(e) = sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+    {
+        panic!("PostgreSQL at {admin_url} refused to create database {name}: {e}");
+    }
+    let _ = conn.close().await;
+    Some(TempPostgres {
+        url: with_database(&admin_url, &name),
+        admin_url,
+        name,
+    })
+}
+
+/// `url` with its database path replaced by `name` (the query string kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[host_start..].find('/') {
+        Some(i) => &base[..host_start + i],
+        None => base,
+    };
+    if query.is_empty() {
+        format!("{root}/{name}")
+    } else {
+        format!("{root}/{name}?{query}")
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // A thread with its own runtime: blocking on the caller's runtime from `Drop` would
+        // panic inside tokio, and there may be no runtime at all.
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect(&admin_url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = conn.close().await;
+                Ok(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
+            Err(_) => eprintln!(
+                "could not drop test database {}: the thread panicked",
+                self.name
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn the_database_of_a_url_is_replaced() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}
