@@ -42,6 +42,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("archive io error: {0}")]
     Io(#[from] std::io::Error),
+    /// The backing engine (database, bus) cannot be reached or did not confirm in time: the
+    /// caller answers 503 and retries later; nothing it was told succeeded is lost.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
