@@ -143,7 +143,10 @@ mod tests {
     #[test]
     fn garbage_is_a_decode_error_not_a_panic() {
         for bytes in [&b""[..], b"{}", b"[1]", b"{\"v\":1}", b"\xff\xfe"] {
-            assert!(matches!(decode(1, bytes), Err(BusError::Decode { seq: 1, .. })));
+            assert!(matches!(
+                decode(1, bytes),
+                Err(BusError::Decode { seq: 1, .. })
+            ));
         }
     }
 }

@@ -23,9 +23,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer, ReplayPolicy};
-use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::message::Acker;
 use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
+use async_nats::jetstream::ErrorCode;
 use futures::StreamExt;
 use liveops_store::LoggedEvent;
 
@@ -132,12 +132,12 @@ impl RoleConsumer {
         }
         let js = log.jetstream();
         let stream = log.stream_name();
-        let existing: Option<PullConsumer> =
-            match js.get_consumer_from_stream(&name, stream).await {
-                Ok(c) => Some(c),
-                Err(e) if is_not_found(&e) => None,
-                Err(e) => return Err(BusError::unavailable("consumer info", e)),
-            };
+        let existing: Option<PullConsumer> = match js.get_consumer_from_stream(&name, stream).await
+        {
+            Ok(c) => Some(c),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(BusError::unavailable("consumer info", e)),
+        };
         if let Some(c) = existing {
             let info = c.cached_info();
             let cfg = &info.config;

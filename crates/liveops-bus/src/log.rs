@@ -327,9 +327,9 @@ impl NatsEventLog {
                 .map_err(|e| BusError::unavailable("publish", e))?;
             acks.push((i, xp, ack));
         }
-        let waits = acks.into_iter().map(|(i, xp, ack)| async move {
-            (i, xp, ack.await)
-        });
+        let waits = acks
+            .into_iter()
+            .map(|(i, xp, ack)| async move { (i, xp, ack.await) });
         let results = futures::future::join_all(waits).await;
 
         let mut out = vec![Appended::Duplicate; events.len()];
@@ -415,7 +415,11 @@ impl NatsEventLog {
 
     /// Events with `seq > after`, at most `limit`, in order: one pull request from a reader
     /// parked at `after + 1` (a new ephemeral consumer if none is).
-    pub async fn read_events(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, BusError> {
+    pub async fn read_events(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LoggedEvent>, BusError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -479,9 +483,9 @@ impl NatsEventLog {
             }
             Ok::<_, BusError>(out)
         };
-        let out = tokio::time::timeout(timeout, collect)
-            .await
-            .map_err(|_| BusError::Unavailable(format!("read not answered within {timeout:?}")))??;
+        let out = tokio::time::timeout(timeout, collect).await.map_err(|_| {
+            BusError::Unavailable(format!("read not answered within {timeout:?}"))
+        })??;
         if let Some(last) = out.last() {
             reader.next = last.seq + 1;
             self.raise_head(last.seq);

@@ -60,7 +60,6 @@ pub fn unique_namespace(test: &str) -> String {
     format!("t_{short}_{}_{n}_{nanos:x}", std::process::id())
 }
 
-
 /// A unique namespace on the test NATS, cleaned up on drop.
 pub struct TestBus {
     url: String,
@@ -71,8 +70,7 @@ impl TestBus {
     /// `None` (after the one-line notice) when NATS is unreachable outside CI.
     pub fn new(test: &str) -> Option<Self> {
         let url = nats_url();
-        if !reachable(&url) && engine_missing(test, "NATS", &format!("nothing listens at {url}"))
-        {
+        if !reachable(&url) && engine_missing(test, "NATS", &format!("nothing listens at {url}")) {
             return None;
         }
         Some(Self {
@@ -123,9 +121,8 @@ impl Drop for TestBus {
                 if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await
                 {
                     let js = async_nats::jetstream::new(client);
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(2), js.delete_stream(&stream))
-                            .await;
+                    let _ = tokio::time::timeout(Duration::from_secs(2), js.delete_stream(&stream))
+                        .await;
                 }
             });
         });
@@ -217,7 +214,10 @@ impl NatsServer {
         self.stop();
         Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("nats-server did not listen on port {} within 10 s", self.port),
+            format!(
+                "nats-server did not listen on port {} within 10 s",
+                self.port
+            ),
         ))
     }
 
