@@ -47,9 +47,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("archive io error: {0}")]
     Io(#[from] std::io::Error),
-    /// The engine cannot be reached (connection refused or lost, pool timeout, server shutting
+    /// The engine (database, bus) cannot be reached (connection refused or lost, pool timeout, server shutting
     /// down): nothing was done, retry later. The gateway answers 503 with `Retry-After`.
-    #[error("database unavailable: {0}")]
+    #[error("backend unavailable: {0}")]
     Unavailable(String),
 }
 

@@ -96,6 +96,16 @@ pub(super) async fn insert_flags(
 
 #[async_trait]
 impl FairnessStore for PgStore {
+    async fn record_sequenced(
+        &self,
+        consumer: &str,
+        events: &[LoggedEvent],
+        flags: Vec<FlagRecord>,
+        cursor: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        PgStore::record_sequenced(self, consumer, events, flags, cursor).await
+    }
+
     async fn record_flags(
         &self,
         consumer: &str,
