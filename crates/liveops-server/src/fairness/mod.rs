@@ -31,7 +31,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use crate::gateway::blocks::BlockList;
+use liveops_hotstate::BlockList;
 use crate::progression::parse_player;
 
 pub const CONSUMER: &str = "fairness";
@@ -87,7 +87,7 @@ pub struct FairnessState {
     pub action: AnomalyAction,
     pub store: Arc<dyn FairnessStore>,
     pub admin: Arc<dyn AdminStore>,
-    pub blocks: Arc<BlockList>,
+    pub blocks: Arc<dyn BlockList>,
     pub clock: Arc<dyn Clock>,
     /// Recent flags per player, for the three-in-ten-minutes block (lost on restart: a block
     /// already set is in the store).
@@ -105,7 +105,7 @@ impl FairnessState {
     pub fn new(
         cfg: &crate::Config,
         services: &crate::Services,
-        blocks: Arc<BlockList>,
+        blocks: Arc<dyn BlockList>,
         cursor: u64,
     ) -> (Self, Arc<DecidedLog>) {
         let (head_tx, head_rx) = watch::channel(cursor);
@@ -303,7 +303,11 @@ async fn block(state: &FairnessState, player: &PlayerId) -> Result<(), StoreErro
             created_at: now,
         })
         .await?;
-    state.blocks.set(player.clone(), Some(until));
+    state
+        .blocks
+        .set(player, Some(until))
+        .await
+        .map_err(|e| StoreError::Database(format!("hot state: {e}")))?;
     state
         .admin
         .append_audit(AuditEntry {
@@ -355,7 +359,11 @@ pub async fn get_player(
         })
         .await
         .map_err(ApiError::unavailable)?;
-    let blocked = s.blocks.blocked(&player);
+    let blocked = s
+        .blocks
+        .blocked(&player)
+        .await
+        .map_err(ApiError::unavailable)?;
     Ok(Json(json!({
         "playerId": player.as_str(),
         "status": if blocked.is_some() { "blocked" } else { "ok" },
