@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use liveops_domain::window::{Calendar, Period, Window};
 use liveops_domain::PlayerId;
-use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 
 use crate::board_index::{BoardIndex, Entry};
@@ -463,11 +463,7 @@ impl Leaderboards for MemoryLeaderboards {
         Ok(*self.cursor.lock())
     }
 
-    async fn apply(
-        &self,
-        events: &[BoardEvent],
-        upto: u64,
-    ) -> Result<ApplyOutcome, HotStateError> {
+    async fn apply(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError> {
         let mut cursor = self.cursor.lock();
         let Some(at) = *cursor else {
             return Ok(ApplyOutcome::NotBuilt);

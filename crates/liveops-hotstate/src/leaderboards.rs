@@ -112,8 +112,7 @@ pub trait Leaderboards: Send + Sync + 'static {
     /// Adds each event above the cursor to the board of its period in every enabled window and
     /// moves the cursor to `upto` (>= every seq in `events`; events filtered out by the caller,
     /// such as an erased player's, still move it), all in one atomic step.
-    async fn apply(&self, events: &[BoardEvent], upto: u64)
-        -> Result<ApplyOutcome, HotStateError>;
+    async fn apply(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError>;
 
     /// Adds one event regardless of the cursor: a quarantined event released by an operator,
     /// which the log consumer never sees (the store's status change makes it happen once).

@@ -6,8 +6,8 @@
 //!
 //! - [`leaderboards`]: the [`Leaderboards`] port (ranks, exactly-once apply with a cursor,
 //!   rollover, rebuild).
-//!   - [`board_index`]: [`BoardIndex`], one ranking with O(log n) rank, update and paging.
-//!   - [`boards`]: [`MemoryLeaderboards`].
+//!   - `board_index`: [`BoardIndex`], one ranking with O(log n) rank, update and paging;
+//!   - `boards`: [`MemoryLeaderboards`].
 //! - [`idempotency`]: [`IdempotencyKeys`] (`Idempotency-Key`, 208 / 409).
 //! - [`rate_limit`]: [`RateLimits`], a GCRA limit per key (per IP, per player, sessions).
 //! - [`blocks`]: [`BlockList`], the players the gateway refuses.

@@ -70,9 +70,8 @@ pub struct MemoryRateLimits {
 impl MemoryRateLimits {
     /// `quota = None` disables the limit.
     pub fn new(quota: Option<Quota>) -> Self {
-        let quota = quota.and_then(|q| {
-            governor::Quota::with_period(q.interval()).map(|g| g.allow_burst(q.max))
-        });
+        let quota = quota
+            .and_then(|q| governor::Quota::with_period(q.interval()).map(|g| g.allow_burst(q.max)));
         Self {
             limiter: quota.map(RateLimiter::keyed),
             clock: DefaultClock::default(),

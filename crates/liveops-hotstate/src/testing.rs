@@ -68,11 +68,14 @@ impl WipeOnDrop {
     /// Deletes the namespace's keys now; returns how many there were.
     pub fn wipe(&self) -> redis::RedisResult<u64> {
         let client = redis::Client::open(self.url.as_str())?;
-        let mut conn =
-            client.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
+        let mut conn = client.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
         let ns = &self.namespace;
         let mut deleted = 0;
-        for pattern in [format!("{ns}:*"), format!("{{{ns}}}:*"), format!("{{{ns}:*")] {
+        for pattern in [
+            format!("{ns}:*"),
+            format!("{{{ns}}}:*"),
+            format!("{{{ns}:*"),
+        ] {
             // SCAN, not KEYS: the shared database may be large.
             let keys: Vec<String> =
                 redis::Commands::scan_match::<_, String>(&mut conn, &pattern)?.collect();
@@ -87,7 +90,10 @@ impl WipeOnDrop {
 impl Drop for WipeOnDrop {
     fn drop(&mut self) {
         if let Err(e) = self.wipe() {
-            eprintln!("could not delete the test namespace {}: {e}", self.namespace);
+            eprintln!(
+                "could not delete the test namespace {}: {e}",
+                self.namespace
+            );
         }
     }
 }

@@ -336,16 +336,15 @@ impl RedisLeaderboards {
             let s = sums.entry(player).or_insert(0);
             *s = s.saturating_add(xp);
         }
-        self.conn
-            .query::<()>(redis::cmd("DEL").arg(key))
-            .await?;
+        self.conn.query::<()>(redis::cmd("DEL").arg(key)).await?;
         let sums: Vec<(PlayerId, i64)> = sums.into_iter().collect();
         for group in sums.chunks(CHUNK * PIPELINE) {
             let mut pipe = redis::pipe();
             for chunk in group.chunks(CHUNK) {
                 let cmd = pipe.cmd("ZADD").arg(key);
                 for (player, xp) in chunk {
-                    cmd.arg(xp.saturating_neg().to_string()).arg(player.as_str());
+                    cmd.arg(xp.saturating_neg().to_string())
+                        .arg(player.as_str());
                 }
                 cmd.ignore();
             }
@@ -512,15 +511,14 @@ impl Leaderboards for RedisLeaderboards {
             .conn
             .query(redis::cmd("GET").arg(self.key("cursor")))
             .await?;
-        v.map(|s| s.parse::<u64>().map_err(|e| corrupt("leaderboard cursor", e)))
-            .transpose()
+        v.map(|s| {
+            s.parse::<u64>()
+                .map_err(|e| corrupt("leaderboard cursor", e))
+        })
+        .transpose()
     }
 
-    async fn apply(
-        &self,
-        events: &[BoardEvent],
-        upto: u64,
-    ) -> Result<ApplyOutcome, HotStateError> {
+    async fn apply(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError> {
         let mut periods: Vec<Period> = Vec::new();
         let mut index: HashMap<(Window, i64), usize> = HashMap::new();
         let mut event_args: Vec<String> = Vec::with_capacity(events.len() * (4 + 3));
@@ -630,7 +628,9 @@ impl Leaderboards for RedisLeaderboards {
             .key(self.key("upd"));
         for (m, p) in candidates.iter().zip(&periods) {
             match p {
-                Some(p) => inv.key(self.board_key("board", p)).key(self.board_key("ended", p)),
+                Some(p) => inv
+                    .key(self.board_key("board", p))
+                    .key(self.board_key("ended", p)),
                 // An unreadable member still gets claimed (so it stops coming back), on a
                 // key of its own that holds nothing.
                 None => inv
@@ -668,7 +668,9 @@ impl Leaderboards for RedisLeaderboards {
     async fn reset(&self, window: Window, now: DateTime<Utc>) -> Result<(), HotStateError> {
         let period = self.period(window, now);
         let mut pipe = redis::pipe();
-        pipe.cmd("DEL").arg(self.board_key("board", &period)).ignore();
+        pipe.cmd("DEL")
+            .arg(self.board_key("board", &period))
+            .ignore();
         pipe.cmd("HDEL")
             .arg(self.key("upd"))
             .arg(member(&period))

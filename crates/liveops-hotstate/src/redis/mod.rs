@@ -183,12 +183,9 @@ impl RedisHotState {
                     .retries(2)
                     .build()
                     .map_err(bad)?;
-                let conn = tokio::time::timeout(
-                    REQUEST_TIMEOUT * 2,
-                    client.get_async_connection(),
-                )
-                .await
-                .map_err(|_| HotStateError::Unavailable(format!("no answer from {url}")))??;
+                let conn = tokio::time::timeout(REQUEST_TIMEOUT * 2, client.get_async_connection())
+                    .await
+                    .map_err(|_| HotStateError::Unavailable(format!("no answer from {url}")))??;
                 Inner::Cluster(conn)
             }
         };
@@ -248,7 +245,11 @@ impl RedisHotState {
         let ns = &self.namespace;
         let mut deleted = 0u64;
         // The patterns of every key family (see the module doc).
-        for pattern in [format!("{ns}:*"), format!("{{{ns}}}:*"), format!("{{{ns}:*")] {
+        for pattern in [
+            format!("{ns}:*"),
+            format!("{{{ns}}}:*"),
+            format!("{{{ns}:*"),
+        ] {
             let mut cursor: u64 = 0;
             loop {
                 let (next, keys): (u64, Vec<String>) = self

@@ -72,7 +72,12 @@ fn start_cluster() -> Result<Nodes, String> {
         std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(&node_dir)
@@ -107,9 +112,8 @@ fn start_cluster() -> Result<Nodes, String> {
     for port in &nodes.ports {
         let p = port.to_string();
         wait_until(&format!("cluster_state:ok on {port}"), || {
-            redis_cli(&["-p", &p, "cluster", "info"]).is_ok_and(|o| {
-                String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok")
-            })
+            redis_cli(&["-p", &p, "cluster", "info"])
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
         })?;
     }
     Ok(nodes)

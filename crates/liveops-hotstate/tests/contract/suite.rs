@@ -6,9 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use liveops_domain::window::Window;
 use liveops_domain::{EventId, ManualClock, PlayerId};
-use liveops_hotstate::{
-    ApplyOutcome, BoardEvent, Entry, Leaderboards, Lookup, Quota, Recorded,
-};
+use liveops_hotstate::{ApplyOutcome, BoardEvent, Entry, Leaderboards, Lookup, Quota, Recorded};
 
 use crate::Backend;
 
@@ -141,9 +139,27 @@ pub async fn boards_page_through_and_clamp_around(b: &Backend) {
         (11, "player_10")
     );
     assert_eq!(page.total, 25);
-    assert_eq!(boards.page(w, now, 20, 10).await.expect("page").entries.len(), 5);
-    assert!(boards.page(w, now, 25, 10).await.expect("page").entries.is_empty());
-    assert!(boards.page(w, now, 0, 0).await.expect("page").entries.is_empty());
+    assert_eq!(
+        boards
+            .page(w, now, 20, 10)
+            .await
+            .expect("page")
+            .entries
+            .len(),
+        5
+    );
+    assert!(boards
+        .page(w, now, 25, 10)
+        .await
+        .expect("page")
+        .entries
+        .is_empty());
+    assert!(boards
+        .page(w, now, 0, 0)
+        .await
+        .expect("page")
+        .entries
+        .is_empty());
     assert_eq!(
         boards
             .page(w, now, 24, usize::MAX)
@@ -160,7 +176,11 @@ pub async fn boards_page_through_and_clamp_around(b: &Backend) {
         .expect("on the board");
     assert_eq!(
         rows(&first),
-        [(1, "player_00", 100), (2, "player_01", 99), (3, "player_02", 98)]
+        [
+            (1, "player_00", 100),
+            (2, "player_01", 99),
+            (3, "player_02", 98)
+        ]
     );
     let last = boards
         .around(w, now, &p("player_24"), 2)
@@ -213,7 +233,11 @@ pub async fn apply_twice_counts_each_event_once(b: &Backend) {
     assert_eq!(counted(&*boards, &batch, 3).await, (3, 0));
     assert_eq!(counted(&*boards, &batch, 3).await, (0, 3));
     // An overlapping batch counts only what is new.
-    let more = [ev(3, "alice", 5, NOW), ev(4, "carol", 1, NOW), ev(5, "bob", 1, NOW)];
+    let more = [
+        ev(3, "alice", 5, NOW),
+        ev(4, "carol", 1, NOW),
+        ev(5, "bob", 1, NOW),
+    ];
     assert_eq!(counted(&*boards, &more, 5).await, (2, 1));
     assert_eq!(boards.cursor().await.expect("cursor"), Some(5));
     // Events the caller filtered out (an erased player's) still move the cursor.
@@ -263,7 +287,10 @@ pub async fn replace_installs_exact_boards_and_the_cursor(b: &Backend) {
     let boards = built(b, &Window::ALL).await;
     counted(
         &*boards,
-        &[ev(1, "alice", 10, NOW), ev(2, "old_day", 3, "2026-11-21T10:00:00Z")],
+        &[
+            ev(1, "alice", 10, NOW),
+            ev(2, "old_day", 3, "2026-11-21T10:00:00Z"),
+        ],
         2,
     )
     .await;
@@ -274,7 +301,10 @@ pub async fn replace_installs_exact_boards_and_the_cursor(b: &Backend) {
     boards
         .replace(
             vec![
-                (day.clone(), vec![(p("bob"), 7), (p("alice"), 9), (p("bob"), 1)]),
+                (
+                    day.clone(),
+                    vec![(p("bob"), 7), (p("alice"), 9), (p("bob"), 1)],
+                ),
                 (week, vec![(p("carol"), 4)]),
             ],
             42,
@@ -287,7 +317,13 @@ pub async fn replace_installs_exact_boards_and_the_cursor(b: &Backend) {
     assert_eq!(rows(&page.entries), [(1, "alice", 9), (2, "bob", 8)]);
     assert_eq!(page.updated_at, None, "a rebuilt board has no last event");
     assert_eq!(
-        rows(&boards.page(Window::Weekly, now, 0, 10).await.expect("page").entries),
+        rows(
+            &boards
+                .page(Window::Weekly, now, 0, 10)
+                .await
+                .expect("page")
+                .entries
+        ),
         [(1, "carol", 4)]
     );
     assert_eq!(
@@ -302,8 +338,14 @@ pub async fn replace_installs_exact_boards_and_the_cursor(b: &Backend) {
             .expect("total"),
         0
     );
-    assert_eq!(counted(&*boards, &[ev(42, "bob", 100, NOW)], 42).await, (0, 1));
-    assert_eq!(counted(&*boards, &[ev(43, "bob", 2, NOW)], 43).await, (1, 0));
+    assert_eq!(
+        counted(&*boards, &[ev(42, "bob", 100, NOW)], 42).await,
+        (0, 1)
+    );
+    assert_eq!(
+        counted(&*boards, &[ev(43, "bob", 2, NOW)], 43).await,
+        (1, 0)
+    );
     assert_eq!(
         boards
             .rank_of(Window::Daily, now, &p("bob"))
@@ -336,16 +378,30 @@ pub async fn rollover_hands_each_ended_period_out_once(b: &Backend) {
     let (a, c) = tokio::join!(boards.roll_over(midnight), boards.roll_over(midnight));
     let mut finished = a.expect("roll_over");
     finished.extend(c.expect("roll_over"));
-    assert_eq!(finished.len(), 1, "only the daily period ended, handed out once");
+    assert_eq!(
+        finished.len(),
+        1,
+        "only the daily period ended, handed out once"
+    );
     let day = &finished[0];
     assert_eq!(
         (day.period.window, day.period.id.as_str()),
         (Window::Daily, "2026-11-21")
     );
     assert_eq!(rows(&day.entries), [(1, "alice", 25), (2, "bob", 20)]);
-    assert!(boards.roll_over(midnight).await.expect("roll_over").is_empty());
-    assert_eq!(boards.total(Window::Daily, midnight).await.expect("total"), 0);
-    assert_eq!(boards.total(Window::Weekly, midnight).await.expect("total"), 2);
+    assert!(boards
+        .roll_over(midnight)
+        .await
+        .expect("roll_over")
+        .is_empty());
+    assert_eq!(
+        boards.total(Window::Daily, midnight).await.expect("total"),
+        0
+    );
+    assert_eq!(
+        boards.total(Window::Weekly, midnight).await.expect("total"),
+        2
+    );
     // A week later the weekly board ends too (the daily of the 22nd was never written).
     counted(&*boards, &[ev(4, "carol", 1, "2026-11-22T08:00:00Z")], 4).await;
     let mut ended: Vec<(Window, String)> = boards
@@ -376,7 +432,10 @@ pub async fn late_events_for_a_rolled_over_period_are_refused(b: &Backend) {
         .apply(&[ev(2, "bob", 99, "2026-11-21T23:59:59Z")], 2)
         .await
         .expect("apply");
-    let ApplyOutcome::Applied { counted: n, late, .. } = out else {
+    let ApplyOutcome::Applied {
+        counted: n, late, ..
+    } = out
+    else {
         panic!("built")
     };
     assert_eq!(n, 1);
@@ -441,7 +500,10 @@ pub async fn reset_and_remove_player(b: &Backend) {
         .roll_over(utc("2026-11-22T00:00:00Z"))
         .await
         .expect("roll_over");
-    assert!(finished[0].entries.is_empty(), "the ended day forgot her too");
+    assert!(
+        finished[0].entries.is_empty(),
+        "the ended day forgot her too"
+    );
 }
 
 pub async fn disabled_windows_are_ignored(b: &Backend) {
@@ -492,7 +554,10 @@ pub async fn idempotency_replay_conflict_release_and_ttl(b: &Backend) {
     assert_eq!(check("k", b"b", Recorded(vec![])).await, Lookup::Conflict);
     assert_eq!(check("other", b"a", Recorded(vec![])).await, Lookup::Fresh);
     keys.release("k").await.expect("release");
-    assert_eq!(check("k", b"b", Recorded(vec![id("e9")])).await, Lookup::Fresh);
+    assert_eq!(
+        check("k", b"b", Recorded(vec![id("e9")])).await,
+        Lookup::Fresh
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     keys.purge_expired().await.expect("purge");
     assert_eq!(
@@ -546,14 +611,21 @@ pub async fn blocks_expire_prune_and_load(b: &Backend) {
     let until = utc(NOW) + chrono::Duration::seconds(60);
     blocks.set(&p("alice"), None).await.expect("set");
     blocks.set(&p("bob"), Some(until)).await.expect("set");
-    assert_eq!(blocks.blocked(&p("alice")).await.expect("blocked"), Some(None));
+    assert_eq!(
+        blocks.blocked(&p("alice")).await.expect("blocked"),
+        Some(None)
+    );
     assert_eq!(
         blocks.blocked(&p("bob")).await.expect("blocked"),
         Some(Some(until))
     );
     assert_eq!(blocks.blocked(&p("carol")).await.expect("blocked"), None);
     clock.advance(chrono::Duration::seconds(61));
-    assert_eq!(blocks.blocked(&p("bob")).await.expect("blocked"), None, "expired");
+    assert_eq!(
+        blocks.blocked(&p("bob")).await.expect("blocked"),
+        None,
+        "expired"
+    );
     blocks.prune().await.expect("prune");
     // Pruned: setting the clock back does not bring the block back.
     clock.set(utc(NOW));
@@ -565,10 +637,17 @@ pub async fn blocks_expire_prune_and_load(b: &Backend) {
         .load(vec![(p("carol"), Some(until)), (p("dave"), None)])
         .await
         .expect("load");
-    assert_eq!(blocks.blocked(&p("alice")).await.expect("blocked"), None, "replaced");
+    assert_eq!(
+        blocks.blocked(&p("alice")).await.expect("blocked"),
+        None,
+        "replaced"
+    );
     assert_eq!(
         blocks.blocked(&p("carol")).await.expect("blocked"),
         Some(Some(until))
     );
-    assert_eq!(blocks.blocked(&p("dave")).await.expect("blocked"), Some(None));
+    assert_eq!(
+        blocks.blocked(&p("dave")).await.expect("blocked"),
+        Some(None)
+    );
 }

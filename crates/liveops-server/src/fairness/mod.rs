@@ -31,8 +31,8 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use liveops_hotstate::BlockList;
 use crate::progression::parse_player;
+use liveops_hotstate::BlockList;
 
 pub const CONSUMER: &str = "fairness";
 

@@ -117,7 +117,10 @@ pub async fn rebuild_live(
 /// boards in Redis outlived a restart), else a rebuild up to the head.
 async fn prepare(state: &LeaderboardState, head: u64) -> Result<u64, RebuildError> {
     if state.boards.cursor().await? == Some(head) {
-        tracing::info!(upto = head, "leaderboards kept: their cursor is the decided head");
+        tracing::info!(
+            upto = head,
+            "leaderboards kept: their cursor is the decided head"
+        );
         return Ok(head);
     }
     rebuild(state, head).await?;
@@ -180,9 +183,9 @@ pub async fn run_worker(
                 batch
                     .iter()
                     .filter(|e| {
-                        !erased
+                        erased
                             .get(&e.event.player_id)
-                            .is_some_and(|upto| e.seq <= *upto)
+                            .is_none_or(|upto| e.seq > *upto)
                     })
                     .map(|e| BoardEvent {
                         seq: e.seq,

@@ -126,9 +126,8 @@ async fn boards_come_back_exact_after_the_redis_keys_are_wiped() {
         *expected.entry(player).or_default() += xp;
     }
     let sum: i64 = expected.values().sum();
-    let total_score = |r: &liveops_client::ApiResponse| -> i64 {
-        weekly(&r.body).iter().map(|(_, s)| s).sum()
-    };
+    let total_score =
+        |r: &liveops_client::ApiResponse| -> i64 { weekly(&r.body).iter().map(|(_, s)| s).sum() };
     app.eventually("/leaderboard?window=weekly", |r| total_score(r) == sum)
         .await;
     // Sabotage: delete every key of this run's namespace (not FLUSHDB of the shared db).
@@ -205,7 +204,10 @@ async fn a_dead_redis_answers_503_with_retry_after_and_recovers() {
         c.namespace = "dead_redis_test".into();
     })
     .await;
-    assert_eq!(app.post(&progression("d-1", "player_d", 5)).await.status, 202);
+    assert_eq!(
+        app.post(&progression("d-1", "player_d", 5)).await.status,
+        202
+    );
     drop(redis);
     let started = std::time::Instant::now();
     let r = app.post(&progression("d-2", "player_d", 5)).await;
