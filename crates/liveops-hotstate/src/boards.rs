@@ -6,20 +6,25 @@
 //! for archiving (an event received just before midnight may still be on its way).
 //!
 //! Concurrency: one `RwLock` per window, so readers of a window never block each other and a
-//! writer of the daily board does not stall readers of the weekly one. No method holds two locks
+//! writer of the daily board does not stall readers of the weekly one. No reader holds two locks
 //! at once, so there is no lock order to get wrong; the price is that an event shows up on the
 //! windows one after the other rather than atomically, which no reader can rely on anyway.
+//! Writers through the [`Leaderboards`] port also hold the cursor mutex (always taken first),
+//! which makes a batch and its cursor move one step for other writers.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use liveops_domain::window::{Calendar, Period, Window};
 use liveops_domain::PlayerId;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::board_index::{BoardIndex, Entry};
+use crate::error::HotStateError;
+use crate::leaderboards::{ApplyOutcome, BoardEvent, Leaderboards};
 
 /// The final standings of an ended period, to be archived.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +50,10 @@ pub struct MemoryLeaderboards {
     calendar: Calendar,
     /// Indexed like [`Window::ALL`]; `None` for a window not in `LB_WINDOWS`.
     slots: [Option<Slot>; 3],
+    /// The last log seq the boards include (the [`Leaderboards`] cursor); `None` until the
+    /// first [`Leaderboards::replace`]. Held for a whole batch so the batch and the cursor
+    /// move together.
+    cursor: Mutex<Option<u64>>,
 }
 
 #[derive(Debug)]
@@ -119,7 +128,11 @@ impl MemoryLeaderboards {
                 version: AtomicU64::new(0),
             });
         }
-        Self { calendar, slots }
+        Self {
+            calendar,
+            slots,
+            cursor: Mutex::new(None),
+        }
     }
 
     pub fn calendar(&self) -> &Calendar {
@@ -383,6 +396,137 @@ impl MemoryLeaderboards {
             *slot.boards.write() = WindowBoards::default();
             slot.version.fetch_add(1, Ordering::Release);
         }
+    }
+}
+
+#[async_trait]
+impl Leaderboards for MemoryLeaderboards {
+    fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    fn windows(&self) -> Vec<Window> {
+        MemoryLeaderboards::windows(self)
+    }
+
+    fn is_enabled(&self, window: Window) -> bool {
+        MemoryLeaderboards::is_enabled(self, window)
+    }
+
+    async fn page(
+        &self,
+        window: Window,
+        now: DateTime<Utc>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<BoardPage, HotStateError> {
+        Ok(MemoryLeaderboards::page(self, window, now, offset, limit))
+    }
+
+    async fn rank_of(
+        &self,
+        window: Window,
+        now: DateTime<Utc>,
+        player: &PlayerId,
+    ) -> Result<Option<Entry>, HotStateError> {
+        Ok(MemoryLeaderboards::rank_of(self, window, now, player))
+    }
+
+    async fn around(
+        &self,
+        window: Window,
+        now: DateTime<Utc>,
+        player: &PlayerId,
+        k: usize,
+    ) -> Result<Option<Vec<Entry>>, HotStateError> {
+        Ok(MemoryLeaderboards::around(self, window, now, player, k))
+    }
+
+    async fn entries_for(
+        &self,
+        window: Window,
+        now: DateTime<Utc>,
+        players: &[PlayerId],
+    ) -> Result<Vec<Entry>, HotStateError> {
+        Ok(MemoryLeaderboards::entries_for(self, window, now, players))
+    }
+
+    async fn total(&self, window: Window, now: DateTime<Utc>) -> Result<u64, HotStateError> {
+        Ok(MemoryLeaderboards::total(self, window, now))
+    }
+
+    async fn version(&self, window: Window) -> Result<u64, HotStateError> {
+        Ok(MemoryLeaderboards::version(self, window))
+    }
+
+    async fn cursor(&self) -> Result<Option<u64>, HotStateError> {
+        Ok(*self.cursor.lock())
+    }
+
+    async fn apply(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError> {
+        let mut cursor = self.cursor.lock();
+        let Some(at) = *cursor else {
+            return Ok(ApplyOutcome::NotBuilt);
+        };
+        let (mut counted, mut skipped, mut late) = (0, 0, Vec::new());
+        for e in events {
+            if e.seq <= at {
+                skipped += 1;
+                continue;
+            }
+            counted += 1;
+            late.extend(MemoryLeaderboards::apply(
+                self,
+                &e.player,
+                e.xp,
+                e.received_at,
+            ));
+        }
+        *cursor = Some(at.max(upto));
+        Ok(ApplyOutcome::Applied {
+            counted,
+            skipped,
+            late,
+        })
+    }
+
+    async fn apply_released(&self, event: &BoardEvent) -> Result<Vec<Period>, HotStateError> {
+        let _cursor = self.cursor.lock();
+        Ok(MemoryLeaderboards::apply(
+            self,
+            &event.player,
+            event.xp,
+            event.received_at,
+        ))
+    }
+
+    async fn roll_over(&self, now: DateTime<Utc>) -> Result<Vec<FinishedPeriod>, HotStateError> {
+        Ok(MemoryLeaderboards::roll_over(self, now))
+    }
+
+    async fn reset(&self, window: Window, now: DateTime<Utc>) -> Result<(), HotStateError> {
+        let _cursor = self.cursor.lock();
+        MemoryLeaderboards::reset(self, window, now);
+        Ok(())
+    }
+
+    async fn remove_player(&self, player: &PlayerId) -> Result<bool, HotStateError> {
+        let _cursor = self.cursor.lock();
+        Ok(MemoryLeaderboards::remove_player(self, player))
+    }
+
+    async fn replace(
+        &self,
+        boards: Vec<(Period, Vec<(PlayerId, i64)>)>,
+        cursor: u64,
+    ) -> Result<(), HotStateError> {
+        let mut at = self.cursor.lock();
+        self.clear_all();
+        for (period, rows) in boards {
+            self.load(period, rows);
+        }
+        *at = Some(cursor);
+        Ok(())
     }
 }
 

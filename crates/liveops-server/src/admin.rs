@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use liveops_domain::Clock;
 use liveops_domain::EventId;
+use liveops_hotstate::{BlockList, BoardEvent};
 use liveops_store::{AdminStore, AuditEntry, Block, Resolution, ResolveOutcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,7 +26,6 @@ use subtle::ConstantTimeEq;
 use crate::config::Secret;
 use crate::error::{ApiError, ErrorCode};
 use crate::fairness::FairnessState;
-use crate::gateway::blocks::BlockList;
 use crate::gateway::failed::FailedEvents;
 use crate::leaderboard::LeaderboardState;
 use crate::progression::parse_player;
@@ -39,7 +39,7 @@ pub struct AdminState {
     /// `None`: the admin API is disabled.
     pub token: Option<Secret>,
     pub store: Arc<dyn AdminStore>,
-    pub blocks: Arc<BlockList>,
+    pub blocks: Arc<dyn BlockList>,
     pub failed: Arc<FailedEvents>,
     pub leaderboards: LeaderboardState,
     /// Quarantine review: the flags and the detector a release teaches.
@@ -179,7 +179,10 @@ pub async fn block(
         .set_block(b.clone())
         .await
         .map_err(ApiError::unavailable)?;
-    s.blocks.set(player.clone(), until);
+    s.blocks
+        .set(&player, until)
+        .await
+        .map_err(ApiError::unavailable)?;
     s.audit(
         &headers,
         "block",
@@ -201,7 +204,10 @@ pub async fn unblock(
         .clear_block(&player)
         .await
         .map_err(ApiError::unavailable)?;
-    s.blocks.clear(&player);
+    s.blocks
+        .clear(&player)
+        .await
+        .map_err(ApiError::unavailable)?;
     s.audit(&headers, "unblock", player.as_str(), Value::Null)
         .await?;
     Ok(Json(json!({"playerId": player.as_str(), "blocked": false})))
@@ -297,8 +303,10 @@ pub async fn reject(
 }
 
 /// Releases or rejects a quarantined event once. A release was applied to progression in the
-/// store's transaction; here it reaches the in-memory boards (under the leaderboard worker's
-/// lock, like any batch) and teaches the detector, as an accepted event would have.
+/// store's transaction; here it reaches the boards (under the leaderboard worker's lock, like
+/// any batch; outside the boards' cursor, which the decided log alone moves) and teaches the
+/// detector, as an accepted event would have. If the boards cannot take it now (hot state
+/// down), they miss it until the next rebuild, which counts it from the store.
 async fn resolve(
     s: AdminState,
     event_id: String,
@@ -330,9 +338,16 @@ async fn resolve(
         ResolveOutcome::Resolved { flag, event } => {
             if let Some(e) = event {
                 let _applied = s.leaderboards.applied.lock().await;
-                s.leaderboards
-                    .boards
-                    .apply(&e.event.player_id, e.xp, e.received_at);
+                let released = BoardEvent {
+                    seq: e.seq,
+                    player: e.event.player_id.clone(),
+                    xp: e.xp,
+                    received_at: e.received_at,
+                };
+                if let Err(err) = s.leaderboards.boards.apply_released(&released).await {
+                    tracing::error!(event_id = %e.event.event_id, error = %err,
+                        "a released event did not reach the leaderboards; POST /admin/leaderboards/rebuild restores them");
+                }
                 s.fairness
                     .detector
                     .write()
@@ -374,7 +389,11 @@ pub async fn erase(
     {
         let _applied = s.leaderboards.applied.lock().await;
         s.leaderboards.erased.write().insert(player.clone(), upto);
-        s.leaderboards.boards.remove_player(&player);
+        s.leaderboards
+            .boards
+            .remove_player(&player)
+            .await
+            .map_err(ApiError::unavailable)?;
     }
     let files = s
         .leaderboards
@@ -383,7 +402,10 @@ pub async fn erase(
         .await
         .map_err(ApiError::unavailable)?;
     s.fairness.detector.write().forget(&player);
-    s.blocks.clear(&player);
+    s.blocks
+        .clear(&player)
+        .await
+        .map_err(ApiError::unavailable)?;
     s.failed.forget(player.as_str());
     s.audit(
         &headers,
@@ -424,7 +446,11 @@ pub async fn reset_board(
             .reset_period(&period, *applied, now)
             .await
             .map_err(ApiError::unavailable)?;
-        s.leaderboards.boards.reset(w, now);
+        s.leaderboards
+            .boards
+            .reset(w, now)
+            .await
+            .map_err(ApiError::unavailable)?;
     }
     s.audit(
         &headers,

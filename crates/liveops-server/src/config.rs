@@ -22,6 +22,10 @@ impl Secret {
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
+    /// The secret as text (secrets read from the environment are UTF-8).
+    pub fn expose_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -334,8 +338,6 @@ pub struct Config {
     pub port_set: bool,
     pub database: Database,
     pub bus: Bus,
-    /// `REDIS_URL`: hot state in Redis (`None`: in process memory).
-    pub redis_url: Option<String>,
     pub port: u16,
     pub bind_addr: IpAddr,
     pub env: Env,
@@ -371,6 +373,9 @@ pub struct Config {
     pub log_level: String,
     pub metrics_enabled: bool,
     pub namespace: String,
+    /// `REDIS_URL`: hot state in Redis (a comma-separated list means a cluster); `None` keeps
+    /// it in process memory. A `Secret` because the URL may carry a password.
+    pub redis_url: Option<Secret>,
 }
 
 impl Config {
@@ -474,8 +479,35 @@ impl Config {
                 ))
             }
         };
-        if raw.redis_url.as_deref().is_some_and(|u| !u.is_empty()) {
-            return Err(bad("REDIS_URL", "the Redis backend is not available in this build yet; unset REDIS_URL to keep hot state in memory"));
+        // One URL, or a comma-separated list of cluster nodes; the connection itself is made
+        // (and its failure reported) when the application is built.
+        let redis_url = match raw.redis_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                let nodes: Vec<&str> = url.split(',').map(str::trim).collect();
+                if let Some(n) = nodes
+                    .iter()
+                    .find(|n| !(n.starts_with("redis://") || n.starts_with("rediss://")))
+                {
+                    return Err(bad(
+                        "REDIS_URL",
+                        format!(
+                            "expected redis://host:port (or a comma-separated list of cluster nodes), got {:?}",
+                            n.split('@').next_back().unwrap_or("")
+                        ),
+                    ));
+                }
+                Some(Secret::new(url.as_bytes()))
+            }
+        };
+        if liveops_hotstate::redis::check_namespace(&raw.namespace).is_err() {
+            return Err(bad(
+                "NAMESPACE",
+                format!(
+                    "must be 1 to 64 characters of [A-Za-z0-9_.-], got {:?}",
+                    raw.namespace
+                ),
+            ));
         }
         let bus = match raw.bus_kind.as_str() {
             "inmem" => Bus::InMem,
@@ -589,7 +621,6 @@ impl Config {
             port_set: raw.port.is_some(),
             database,
             bus,
-            redis_url: raw.redis_url.filter(|u| !u.is_empty()),
             port: raw.port.unwrap_or(8080),
             bind_addr: raw.bind_addr,
             env: raw.env,
@@ -663,6 +694,7 @@ impl Config {
             log_level: raw.log_level,
             metrics_enabled: raw.metrics_enabled,
             namespace: raw.namespace,
+            redis_url,
         })
     }
 
@@ -875,7 +907,8 @@ mod tests {
             (&["--trusted-proxies", "not-an-ip"], "TRUSTED_PROXIES"),
             (&["--lb-topn", "0"], "LB_TOPN"),
             (&["--season-id", "s1"], "SEASON_ID"),
-            (&["--redis-url", "redis://127.0.0.1"], "REDIS_URL"),
+            (&["--redis-url", "http://127.0.0.1"], "REDIS_URL"),
+            (&["--namespace", "a b"], "NAMESPACE"),
             (&["--snapshot-cron", "every quarter hour"], "SNAPSHOT_CRON"),
             (&["--anomaly-action", "ban"], "ANOMALY_ACTION"),
             (&["--anomaly-z", "0"], "ANOMALY_Z"),

@@ -18,6 +18,8 @@ use utoipa::OpenApi;
 #[derive(Clone)]
 pub struct OpsState {
     pub log: Arc<dyn EventLog>,
+    /// The hot state's Redis, checked by `/readyz`; `None` when the hot state is in memory.
+    pub redis: Option<liveops_hotstate::RedisHotState>,
     /// `None` when `METRICS_ENABLED=false`.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -98,14 +100,23 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "every backend answers"), (status = 503, description = "a backend is down")))]
 pub async fn readyz(State(s): State<OpsState>) -> Response {
-    match s.log.ping().await {
-        Ok(()) => Json(json!({"status": "ready", "checks": {"store": "ok"}})).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "checks": {"store": e.to_string()}})),
-        )
-            .into_response(),
+    let mut checks = serde_json::Map::new();
+    let mut ready = true;
+    let mut check = |name: &str, r: Result<(), String>| {
+        ready &= r.is_ok();
+        checks.insert(name.into(), r.err().unwrap_or_else(|| "ok".into()).into());
+    };
+    check("store", s.log.ping().await.map_err(|e| e.to_string()));
+    if let Some(redis) = &s.redis {
+        check("redis", redis.ping().await.map_err(|e| e.to_string()));
     }
+    let status = if ready { "ready" } else { "unavailable" };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({"status": status, "checks": checks}))).into_response()
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]

@@ -31,8 +31,8 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use crate::gateway::blocks::BlockList;
 use crate::progression::parse_player;
+use liveops_hotstate::BlockList;
 
 pub const CONSUMER: &str = "fairness";
 
@@ -87,7 +87,7 @@ pub struct FairnessState {
     pub action: AnomalyAction,
     pub store: Arc<dyn FairnessStore>,
     pub admin: Arc<dyn AdminStore>,
-    pub blocks: Arc<BlockList>,
+    pub blocks: Arc<dyn BlockList>,
     pub clock: Arc<dyn Clock>,
     /// The system of record's copy of the log, replayed to rebuild the baselines (the bus may
     /// keep only recent events).
@@ -111,7 +111,7 @@ impl FairnessState {
     pub fn new(
         cfg: &crate::Config,
         services: &crate::Services,
-        blocks: Arc<BlockList>,
+        blocks: Arc<dyn BlockList>,
         cursor: u64,
     ) -> (Self, Arc<DecidedLog>) {
         let (head_tx, head_rx) = watch::channel(cursor);
@@ -366,7 +366,11 @@ async fn block(state: &FairnessState, player: &PlayerId) -> Result<(), StoreErro
             created_at: now,
         })
         .await?;
-    state.blocks.set(player.clone(), Some(until));
+    state
+        .blocks
+        .set(player, Some(until))
+        .await
+        .map_err(|e| StoreError::Database(format!("hot state: {e}")))?;
     state
         .admin
         .append_audit(AuditEntry {
@@ -418,7 +422,11 @@ pub async fn get_player(
         })
         .await
         .map_err(ApiError::unavailable)?;
-    let blocked = s.blocks.blocked(&player);
+    let blocked = s
+        .blocks
+        .blocked(&player)
+        .await
+        .map_err(ApiError::unavailable)?;
     Ok(Json(json!({
         "playerId": player.as_str(),
         "status": if blocked.is_some() { "blocked" } else { "ok" },

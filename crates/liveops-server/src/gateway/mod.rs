@@ -4,13 +4,13 @@
 //! (413), signature (401), validation (400), the player's block (403) and flood gate (429), idempotency key
 //! (208 / 409), and the durable append (202, or 208 for a known eventId). The 202 is written only after the append returned,
 //! i.e. after the commit. Every refusal is counted by reason and kept in the failed-events store.
+//!
+//! The guards (rate limits, blocks, idempotency keys) are hot state behind traits, in memory or
+//! in Redis. When that hot state cannot answer, the request gets 503 with `Retry-After` and
+//! nothing is appended: the gateway never accepts what it could not check.
 
 pub mod auth;
-pub mod blocks;
 pub mod failed;
-pub mod flood;
-pub mod idempotency;
-pub mod limiter;
 pub mod rate_limit;
 pub mod session;
 
@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ErrorCode};
 use auth::Verifier;
 use failed::{FailedEvent, FailedEvents};
-use flood::FloodGate;
-use idempotency::{IdempotencyCache, Lookup, Recorded};
+use liveops_hotstate::rate_limit::retry_after_secs;
+use liveops_hotstate::{BlockList, IdempotencyKeys, Lookup, RateLimits, Recorded};
 use rate_limit::IpRateLimiter;
 
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -46,14 +46,14 @@ pub struct GatewayState {
     /// The durable log; an append returns after the commit.
     pub log: Arc<dyn EventLog>,
     pub verifier: Arc<Verifier>,
-    pub idempotency: Arc<IdempotencyCache>,
+    pub idempotency: Arc<dyn IdempotencyKeys>,
     pub ip_limiter: Arc<IpRateLimiter>,
-    /// Players blocked by an operator: 403 before anything is stored.
-    pub blocks: Arc<blocks::BlockList>,
+    /// Players blocked by an operator or the fairness guard: 403 before anything is stored.
+    pub blocks: Arc<dyn BlockList>,
     /// Guest sessions issued per client IP.
-    pub session_limiter: Arc<limiter::KeyedLimiter<std::net::IpAddr>>,
-    /// Per-player `FLOOD_MAX_PER_SEC`.
-    pub flood: Arc<FloodGate>,
+    pub session_limiter: Arc<dyn RateLimits>,
+    /// Per-player `FLOOD_MAX_PER_SEC`, keyed by playerId.
+    pub flood: Arc<dyn RateLimits>,
     pub failed: Arc<FailedEvents>,
     pub clock: Arc<dyn Clock>,
 }
@@ -82,9 +82,12 @@ impl From<ApiError> for Refusal {
 }
 
 impl GatewayState {
-    /// Counts and records a refusal, then turns it into the response.
+    /// Counts and records a refusal, then turns it into the response. A 503 (the hot state
+    /// could not answer) is the server's failure, not a refused event: it is not recorded.
     fn refuse(&self, ip: &std::net::IpAddr, r: Refusal) -> Response {
-        self.record_refusal(ip, &r.error, &r.body);
+        if r.error.code() != ErrorCode::Unavailable {
+            self.record_refusal(ip, &r.error, &r.body);
+        }
         r.error.into_response()
     }
 
@@ -105,8 +108,12 @@ impl GatewayState {
     }
 
     /// The per-player gates, after validation and before the append: blocked (403), then
-    /// flooding (429).
-    fn admit_player(&self, player: &PlayerId, session: Option<&PlayerId>) -> Result<(), ApiError> {
+    /// flooding (429); 503 when the hot state cannot answer.
+    async fn admit_player(
+        &self,
+        player: &PlayerId,
+        session: Option<&PlayerId>,
+    ) -> Result<(), ApiError> {
         if let Some(own) = session.filter(|own| *own != player) {
             return Err(ApiError::new(
                 ErrorCode::SessionPlayerMismatch,
@@ -116,7 +123,12 @@ impl GatewayState {
             )
             .with_field("playerId"));
         }
-        if let Some(until) = self.blocks.blocked(player) {
+        if let Some(until) = self
+            .blocks
+            .blocked(player)
+            .await
+            .map_err(ApiError::unavailable)?
+        {
             let when = until.map_or("until an operator unblocks them".to_string(), |t| {
                 format!("until {}", t.to_rfc3339())
             });
@@ -125,9 +137,42 @@ impl GatewayState {
                 format!("player {player} is blocked {when}"),
             ));
         }
-        self.flood
-            .check(player)
-            .map_err(|wait| flooding(player, wait))
+        match self
+            .flood
+            .check(player.as_str())
+            .await
+            .map_err(ApiError::unavailable)?
+        {
+            Some(wait) => Err(flooding(player, retry_after_secs(wait))),
+            None => Ok(()),
+        }
+    }
+
+    /// The per-IP limit `RATE_LIMIT_MAX`: 429 over it, 503 when the hot state cannot answer.
+    pub async fn check_ip(&self, ip: std::net::IpAddr) -> Result<(), ApiError> {
+        match self
+            .ip_limiter
+            .check(ip)
+            .await
+            .map_err(ApiError::unavailable)?
+        {
+            Some(wait) => Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "too many requests from this client; slow down",
+            )
+            .retry_after(wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets an idempotency reservation after a failed append, so the client's retry is not
+    /// answered as a replay. If that fails too, the key simply expires after `IDEMP_TTL`.
+    async fn release_key(&self, key: Option<&str>) {
+        if let Some(k) = key {
+            if let Err(e) = self.idempotency.release(k).await {
+                tracing::warn!(error = %e, "releasing an idempotency key failed");
+            }
+        }
     }
 
     /// The checks every signed request passes before its body is looked at; returns the body
@@ -140,13 +185,7 @@ impl GatewayState {
         limit: usize,
     ) -> Result<(Bytes, Option<PlayerId>), Refusal> {
         check_json_content_type(headers)?;
-        self.ip_limiter.check(ip).map_err(|wait| {
-            ApiError::new(
-                ErrorCode::RateLimited,
-                "too many requests from this client; slow down",
-            )
-            .retry_after(wait)
-        })?;
+        self.check_ip(ip).await?;
         let body = read_body(headers, body, limit).await?;
         match self.verifier.verify(headers, &body) {
             Ok(session) => Ok((body, session)),
@@ -274,7 +313,7 @@ pub async fn post_event(
         Ok(e) => e,
         Err(e) => return s.refuse(&ip, fail(e.into(), &body)),
     };
-    if let Err(e) = s.admit_player(&event.player_id, session.as_ref()) {
+    if let Err(e) = s.admit_player(&event.player_id, session.as_ref()).await {
         return s.refuse(&ip, fail(e, &body));
     }
     let key = match idempotency_key(&headers) {
@@ -282,17 +321,18 @@ pub async fn post_event(
         Err(e) => return s.refuse(&ip, fail(e, &body)),
     };
     if let Some(key) = &key {
-        match s.idempotency.check_and_reserve(
-            key,
-            &body,
-            Recorded(vec![Some(event.event_id.clone())]),
-        ) {
-            Lookup::Fresh => {}
-            Lookup::Replay(Recorded(ids)) => {
+        let lookup = s
+            .idempotency
+            .check_and_reserve(key, &body, Recorded(vec![Some(event.event_id.clone())]))
+            .await;
+        match lookup {
+            Err(e) => return ApiError::unavailable(e).into_response(),
+            Ok(Lookup::Fresh) => {}
+            Ok(Lookup::Replay(Recorded(ids))) => {
                 let id = ids.into_iter().flatten().next().unwrap_or(event.event_id);
                 return (StatusCode::ALREADY_REPORTED, Json(duplicate(&id))).into_response();
             }
-            Lookup::Conflict => {
+            Ok(Lookup::Conflict) => {
                 let e = ApiError::new(
                     ErrorCode::IdempotencyKeyReuse,
                     "this Idempotency-Key was used with a different body",
@@ -322,15 +362,11 @@ pub async fn post_event(
             (StatusCode::ALREADY_REPORTED, Json(duplicate(&id))).into_response()
         }
         Ok(_) => {
-            if let Some(k) = &key {
-                s.idempotency.release(k);
-            }
+            s.release_key(key.as_deref()).await;
             ApiError::unavailable("append returned an unexpected result count").into_response()
         }
         Err(e) => {
-            if let Some(k) = &key {
-                s.idempotency.release(k);
-            }
+            s.release_key(key.as_deref()).await;
             ApiError::unavailable(e).into_response()
         }
     };
@@ -376,26 +412,37 @@ pub async fn post_batch(
     // Each event passes its player's gates; a refusal (400, 403, 429) goes in its slot, and
     // the refused item itself goes to the failed-events store. The clone keeps the item for
     // that store; validation consumes its argument.
-    let parsed: Vec<Result<Event, (ApiError, Vec<u8>)>> = items
-        .into_iter()
-        .map(|v| {
-            let event = Event::from_value(v.clone())
-                .map_err(|e| (ApiError::from(e), v.to_string().into_bytes()))?;
-            s.admit_player(&event.player_id, session.as_ref())
-                .map_err(|e| (e, event.to_json().to_string().into_bytes()))?;
-            Ok(event)
-        })
-        .collect();
+    // A hot state that cannot answer fails the whole request (503): no event of it is appended.
+    let mut parsed: Vec<Result<Event, (ApiError, Vec<u8>)>> = Vec::with_capacity(items.len());
+    for v in items {
+        let event = match Event::from_value(v.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                parsed.push(Err((ApiError::from(e), v.to_string().into_bytes())));
+                continue;
+            }
+        };
+        match s.admit_player(&event.player_id, session.as_ref()).await {
+            Ok(()) => parsed.push(Ok(event)),
+            Err(e) if e.code() == ErrorCode::Unavailable => return e.into_response(),
+            Err(e) => parsed.push(Err((e, event.to_json().to_string().into_bytes()))),
+        }
+    }
     let mut replayed: Option<Vec<Option<EventId>>> = None;
     if let Some(key) = &key {
         let ids = parsed
             .iter()
             .map(|r| r.as_ref().ok().map(|e| e.event_id.clone()))
             .collect();
-        match s.idempotency.check_and_reserve(key, &body, Recorded(ids)) {
-            Lookup::Fresh => {}
-            Lookup::Replay(Recorded(ids)) => replayed = Some(ids),
-            Lookup::Conflict => {
+        match s
+            .idempotency
+            .check_and_reserve(key, &body, Recorded(ids))
+            .await
+        {
+            Err(e) => return ApiError::unavailable(e).into_response(),
+            Ok(Lookup::Fresh) => {}
+            Ok(Lookup::Replay(Recorded(ids))) => replayed = Some(ids),
+            Ok(Lookup::Conflict) => {
                 let e = ApiError::new(
                     ErrorCode::IdempotencyKeyReuse,
                     "this Idempotency-Key was used with a different body",
@@ -449,16 +496,12 @@ pub async fn post_batch(
                 metrics::counter!("events_accepted_total").increment(fresh);
             }
             Ok(_) => {
-                if let Some(k) = &key {
-                    s.idempotency.release(k);
-                }
+                s.release_key(key.as_deref()).await;
                 return ApiError::unavailable("append returned an unexpected result count")
                     .into_response();
             }
             Err(e) => {
-                if let Some(k) = &key {
-                    s.idempotency.release(k);
-                }
+                s.release_key(key.as_deref()).await;
                 return ApiError::unavailable(e).into_response();
             }
         }
@@ -493,13 +536,18 @@ pub async fn post_session(
                 "guest sessions are disabled on this server (GUEST_SESSIONS)",
             ));
         };
-        s.session_limiter.check(&ip).map_err(|wait| {
-            ApiError::new(
+        if let Some(wait) = s
+            .session_limiter
+            .check(&ip.to_string())
+            .await
+            .map_err(ApiError::unavailable)?
+        {
+            return Err(ApiError::new(
                 ErrorCode::RateLimited,
                 "too many guest sessions from this client; slow down",
             )
-            .retry_after(wait)
-        })?;
+            .retry_after(retry_after_secs(wait)));
+        }
         let body = read_body(&headers, body, 4096).await?;
         let req: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
             SessionRequest::default()

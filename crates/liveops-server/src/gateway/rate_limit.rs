@@ -1,38 +1,46 @@
 //! The per-client-IP limit `RATE_LIMIT_MAX` (SPEC section 4): a burst of that many requests,
-//! refilled at that many per minute (GCRA via `governor`). The client IP is the socket peer
-//! unless the peer is a trusted proxy, in which case `X-Forwarded-For` is believed.
+//! refilled at that many per minute (GCRA, in memory or in Redis: [`RateLimits`]). The client
+//! IP is the socket peer unless the peer is a trusted proxy, in which case `X-Forwarded-For`
+//! is believed; clients in `RATE_LIMIT_EXEMPT` skip the limit.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use governor::Quota;
 use ipnet::IpNet;
-
-use super::limiter::KeyedLimiter;
+use liveops_hotstate::rate_limit::retry_after_secs;
+use liveops_hotstate::{HotStateError, RateLimits};
 
 pub struct IpRateLimiter {
-    /// Disabled when `RATE_LIMIT_MAX=0`.
-    limiter: KeyedLimiter<IpAddr>,
+    /// The buckets per IP (a disabled limit when `RATE_LIMIT_MAX=0`).
+    limits: Arc<dyn RateLimits>,
     exempt: Vec<IpNet>,
     trusted_proxies: Vec<IpNet>,
 }
 
 impl IpRateLimiter {
-    pub fn new(max_per_minute: u32, exempt: Vec<IpNet>, trusted_proxies: Vec<IpNet>) -> Self {
+    pub fn new(
+        limits: Arc<dyn RateLimits>,
+        exempt: Vec<IpNet>,
+        trusted_proxies: Vec<IpNet>,
+    ) -> Self {
         Self {
-            limiter: KeyedLimiter::new(NonZeroU32::new(max_per_minute).map(Quota::per_minute)),
+            limits,
             exempt,
             trusted_proxies,
         }
     }
 
-    /// `Err(seconds to wait)` when the client is over its limit.
-    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+    /// `Ok(Some(seconds to wait))` when the client is over its limit.
+    pub async fn check(&self, ip: IpAddr) -> Result<Option<u64>, HotStateError> {
         if self.exempt.iter().any(|n| n.contains(&ip)) {
-            return Ok(());
+            return Ok(None);
         }
-        self.limiter.check(&ip)
+        Ok(self
+            .limits
+            .check(&ip.to_string())
+            .await?
+            .map(retry_after_secs))
     }
 
     /// The client's address: the socket peer, or for a trusted proxy the right-most
@@ -65,8 +73,8 @@ impl IpRateLimiter {
 
     /// Forgets clients whose buckets are full again, so per-IP state stays bounded by the
     /// number of recently active clients.
-    pub fn clean(&self) {
-        self.limiter.clean()
+    pub async fn clean(&self) -> Result<(), HotStateError> {
+        self.limits.clean().await
     }
 }
 
@@ -74,24 +82,34 @@ impl IpRateLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn burst_then_refused_and_exempt_skips() {
-        let l = IpRateLimiter::new(3, vec!["10.0.0.0/8".parse().unwrap()], vec![]);
+    use liveops_hotstate::{MemoryRateLimits, Quota};
+
+    fn limiter(max: u32, exempt: Vec<IpNet>, trusted: Vec<IpNet>) -> IpRateLimiter {
+        IpRateLimiter::new(
+            Arc::new(MemoryRateLimits::new(Quota::per_minute(max))),
+            exempt,
+            trusted,
+        )
+    }
+
+    #[tokio::test]
+    async fn burst_then_refused_and_exempt_skips() {
+        let l = limiter(3, vec!["10.0.0.0/8".parse().unwrap()], vec![]);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
-            assert!(l.check(ip).is_ok());
+            assert_eq!(l.check(ip).await.unwrap(), None);
         }
-        let wait = l.check(ip).unwrap_err();
+        let wait = l.check(ip).await.unwrap().expect("refused");
         assert!((1..=20).contains(&wait), "{wait}");
         let exempt: IpAddr = "10.1.2.3".parse().unwrap();
         for _ in 0..10 {
-            assert!(l.check(exempt).is_ok());
+            assert_eq!(l.check(exempt).await.unwrap(), None);
         }
     }
 
     #[test]
     fn forwarded_for_only_from_trusted_proxies() {
-        let l = IpRateLimiter::new(3, vec![], vec!["127.0.0.1/32".parse().unwrap()]);
+        let l = limiter(3, vec![], vec!["127.0.0.1/32".parse().unwrap()]);
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", "203.0.113.9, 127.0.0.1".parse().unwrap());
         assert_eq!(

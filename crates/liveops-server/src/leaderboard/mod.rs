@@ -1,8 +1,13 @@
-//! The leaderboard role (SPEC section 6): applies the committed log to the in-memory boards,
-//! rolls periods over and archives their final standings, and serves rankings.
+//! The leaderboard role (SPEC section 6): applies the committed log to the boards (in memory
+//! or in Redis, behind [`Leaderboards`]), rolls periods over and archives their final
+//! standings, and serves rankings.
 //!
-//! The boards are derived state: at start-up they are rebuilt from the system of record up to
-//! the committed head, then the worker applies every event after it, so each event counts once.
+//! The boards are derived state. Each apply moves a cursor stored with the boards, atomically,
+//! so an event counts once even if a batch is applied twice. At start-up, unless the boards'
+//! cursor is exactly the decided head, they are rebuilt from the system of record up to that
+//! head; then the worker applies every event after it. When the boards lose their cursor
+//! mid-run (Redis wiped or flushed), the worker notices, on its next batch or within a second
+//! when idle, and rebuilds them exactly up to what it had applied.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use liveops_domain::window::{Calendar, Period, Window};
 use liveops_domain::{Clock, PlayerId};
-use liveops_hotstate::{Entry, MemoryLeaderboards};
+use liveops_hotstate::{ApplyOutcome, BoardEvent, Entry, HotStateError, Leaderboards};
 use liveops_store::{Archive, ArchivedEntry, ArchivedPeriod, BoardSource, EventLog, StoreError};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +36,7 @@ const MAX_AROUND: usize = 50;
 
 #[derive(Clone)]
 pub struct LeaderboardState {
-    pub boards: Arc<MemoryLeaderboards>,
+    pub boards: Arc<dyn Leaderboards>,
     pub source: Arc<dyn BoardSource>,
     pub archive: Arc<dyn Archive>,
     pub clock: Arc<dyn Clock>,
@@ -41,9 +46,9 @@ pub struct LeaderboardState {
     /// Erased players and the last seq erased: their events up to it still in flight are not
     /// applied (GDPR erasure removes them from the boards at once).
     pub erased: Arc<parking_lot::RwLock<HashMap<PlayerId, u64>>>,
-    /// The worker's cursor, held while a batch is applied: a live rebuild takes it so that the
-    /// boards are rebuilt up to exactly the events the worker has applied, and the worker goes
-    /// on after them (no event counted twice or missed).
+    /// The worker's cursor (the last seq it applied), held while a batch is applied: a live
+    /// rebuild takes it so that the boards are rebuilt up to exactly the events the worker has
+    /// applied, and the worker goes on after them (no event counted twice or missed).
     pub applied: Arc<tokio::sync::Mutex<u64>>,
 }
 
@@ -55,15 +60,40 @@ pub fn router(state: LeaderboardState) -> Router {
         .with_state(state)
 }
 
-/// Rebuilds every enabled window's current board from the log up to `upto`.
-pub async fn rebuild(state: &LeaderboardState, upto: u64) -> Result<(), StoreError> {
+/// A rebuild failed: the system of record or the hot state did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    HotState(#[from] HotStateError),
+}
+
+/// The consumer loop speaks `StoreError`; a hot-state failure is logged and retried like one.
+fn hot(e: HotStateError) -> StoreError {
+    StoreError::Database(format!("hot state: {e}"))
+}
+
+impl From<RebuildError> for StoreError {
+    fn from(e: RebuildError) -> Self {
+        match e {
+            RebuildError::Store(e) => e,
+            RebuildError::HotState(e) => hot(e),
+        }
+    }
+}
+
+/// Rebuilds every enabled window's current board from the log up to `upto`, and sets the
+/// boards' cursor to `upto` in the same step.
+pub async fn rebuild(state: &LeaderboardState, upto: u64) -> Result<(), RebuildError> {
     let now = state.clock.now();
-    state.boards.clear_all();
+    let mut boards = Vec::new();
     for w in state.boards.windows() {
         let period = state.boards.period(w, now);
         let rows = state.source.period_xp(&period, upto).await?;
-        state.boards.load(period, rows);
+        boards.push((period, rows));
     }
+    state.boards.replace(boards, upto).await?;
     Ok(())
 }
 
@@ -71,17 +101,52 @@ pub async fn rebuild(state: &LeaderboardState, upto: u64) -> Result<(), StoreErr
 /// worker's cursor lock, up to the last event it applied. Returns the players per window.
 pub async fn rebuild_live(
     state: &LeaderboardState,
-) -> Result<HashMap<&'static str, u64>, StoreError> {
+) -> Result<HashMap<&'static str, u64>, RebuildError> {
     let applied = state.applied.lock().await;
     rebuild(state, *applied).await?;
     drop(applied);
     let now = state.clock.now();
-    Ok(state
-        .boards
-        .windows()
-        .into_iter()
-        .map(|w| (w.as_str(), state.boards.total(w, now)))
-        .collect())
+    let mut totals = HashMap::new();
+    for w in state.boards.windows() {
+        totals.insert(w.as_str(), state.boards.total(w, now).await?);
+    }
+    Ok(totals)
+}
+
+/// Where the worker starts: the boards' own cursor when it is exactly the decided head (the
+/// boards in Redis outlived a restart), else a rebuild up to the head.
+async fn prepare(state: &LeaderboardState, head: u64) -> Result<u64, RebuildError> {
+    if state.boards.cursor().await? == Some(head) {
+        tracing::info!(
+            upto = head,
+            "leaderboards kept: their cursor is the decided head"
+        );
+        return Ok(head);
+    }
+    rebuild(state, head).await?;
+    tracing::info!(
+        upto = head,
+        "leaderboards rebuilt from the system of record"
+    );
+    Ok(head)
+}
+
+/// Rebuilds the boards if they lost their cursor (a wiped Redis) while the worker was idle.
+async fn rebuild_if_wiped(state: &LeaderboardState) -> Result<(), RebuildError> {
+    if state.boards.cursor().await?.is_some() {
+        return Ok(());
+    }
+    let applied = state.applied.lock().await;
+    // Checked again under the lock: the worker may have rebuilt them meanwhile.
+    if state.boards.cursor().await?.is_none() {
+        tracing::warn!(
+            upto = *applied,
+            "the leaderboards lost their cursor (hot state wiped); rebuilding"
+        );
+        metrics::counter!("leaderboard_rebuilds_total", "reason" => "wiped").increment(1);
+        rebuild(state, *applied).await?;
+    }
+    Ok(())
 }
 
 /// Rebuilds the boards, then applies the log to them until `shutdown`; rolls periods over
@@ -92,37 +157,66 @@ pub async fn run_worker(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let head = *log.committed().borrow();
-    rebuild(&state, head).await?;
-    tracing::info!(
-        upto = head,
-        "leaderboards rebuilt from the system of record"
-    );
-    let roller = tokio::spawn(roll_over_loop(state.clone(), shutdown.clone()));
-    let boards = state.boards.clone();
-    let applied = state.applied.clone();
-    let erased = state.erased.clone();
-    crate::pipeline::consume(CONSUMER, log, head, shutdown, move |batch| {
-        let boards = boards.clone();
-        let applied = applied.clone();
-        let erased = erased.clone();
-        async move {
-            let mut cursor = applied.lock().await;
-            let last = batch.last().map_or(0, |e| e.seq);
-            let mut late = 0u64;
-            let erased = erased.read();
-            for e in batch.iter() {
-                if erased
-                    .get(&e.event.player_id)
-                    .is_some_and(|upto| e.seq <= *upto)
-                {
-                    continue;
+    // The hot state may be down at start-up (Redis restarting): keep trying, it is derived
+    // state and the log keeps everything meanwhile.
+    let start = loop {
+        match prepare(&state, head).await {
+            Ok(start) => break start,
+            Err(e) => {
+                tracing::warn!(error = %e, "preparing the leaderboards failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-                late += boards.apply(&e.event.player_id, e.xp, e.received_at).len() as u64;
             }
-            drop(erased);
-            metrics::counter!("leaderboard_updates_total").increment(batch.len() as u64);
-            if late > 0 {
-                metrics::counter!("leaderboard_late_events_total").increment(late);
+        }
+    };
+    *state.applied.lock().await = start;
+    let roller = tokio::spawn(roll_over_loop(state.clone(), shutdown.clone()));
+    crate::pipeline::consume(CONSUMER, log, start, shutdown, move |batch| {
+        let state = state.clone();
+        async move {
+            let mut cursor = state.applied.lock().await;
+            let last = batch.last().map_or(*cursor, |e| e.seq);
+            let events: Vec<BoardEvent> = {
+                let erased = state.erased.read();
+                batch
+                    .iter()
+                    .filter(|e| {
+                        erased
+                            .get(&e.event.player_id)
+                            .is_none_or(|upto| e.seq > *upto)
+                    })
+                    .map(|e| BoardEvent {
+                        seq: e.seq,
+                        player: e.event.player_id.clone(),
+                        xp: e.xp,
+                        received_at: e.received_at,
+                    })
+                    .collect()
+            };
+            loop {
+                match state.boards.apply(&events, last).await.map_err(hot)? {
+                    ApplyOutcome::Applied { counted, late, .. } => {
+                        metrics::counter!("leaderboard_updates_total").increment(counted);
+                        if !late.is_empty() {
+                            metrics::counter!("leaderboard_late_events_total")
+                                .increment(late.len() as u64);
+                        }
+                        break;
+                    }
+                    // Wiped under us: rebuild exactly up to what this worker applied, then
+                    // apply the batch on top (its events are all above that).
+                    ApplyOutcome::NotBuilt => {
+                        tracing::warn!(
+                            upto = *cursor,
+                            "the leaderboards lost their cursor (hot state wiped); rebuilding"
+                        );
+                        metrics::counter!("leaderboard_rebuilds_total", "reason" => "wiped")
+                            .increment(1);
+                        rebuild(&state, *cursor).await?;
+                    }
+                }
             }
             *cursor = last;
             Ok(last)
@@ -147,8 +241,18 @@ async fn roll_over_loop(state: LeaderboardState, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        if let Err(e) = rebuild_if_wiped(&state).await {
+            tracing::warn!(error = %e, "checking the leaderboards' cursor failed");
+        }
         let now = state.clock.now();
-        for finished in state.boards.roll_over(now - ROLLOVER_GRACE) {
+        let finished = match state.boards.roll_over(now - ROLLOVER_GRACE).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "rolling the leaderboards over failed; retrying");
+                Vec::new()
+            }
+        };
+        for finished in finished {
             // The archive is computed from the system of record, not the in-memory board:
             // exact even for an event that reached the pipeline after the rollover.
             if let Err(e) = archive_period(&state, &finished.period, now).await {
@@ -165,7 +269,9 @@ async fn roll_over_loop(state: LeaderboardState, shutdown: CancellationToken) {
             snapshot_due = next_snapshot(now);
         }
         if let Some(w) = state.boards.windows().first() {
-            metrics::gauge!("active_players_gauge").set(state.boards.total(*w, now) as f64);
+            if let Ok(n) = state.boards.total(*w, now).await {
+                metrics::gauge!("active_players_gauge").set(n as f64);
+            }
         }
     }
 }
@@ -174,7 +280,11 @@ async fn roll_over_loop(state: LeaderboardState, shutdown: CancellationToken) {
 pub async fn snapshot(state: &LeaderboardState, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let windows = state.boards.windows();
     for w in &windows {
-        let page = state.boards.page(*w, now, 0, state.topn);
+        let page = state
+            .boards
+            .page(*w, now, 0, state.topn)
+            .await
+            .map_err(hot)?;
         state
             .archive
             .put_snapshot(&standings(&page.period, page.total, &page.entries, now))
@@ -305,7 +415,11 @@ pub async fn get_leaderboard(
     let offset = number_param(&q, "offset", 0, 0, usize::MAX)?;
     let now = s.clock.now();
     let season = s.boards.period(Window::Seasonal, now).id;
-    let page = s.boards.page(window, now, offset, limit);
+    let page = s
+        .boards
+        .page(window, now, offset, limit)
+        .await
+        .map_err(ApiError::unavailable)?;
     let entries = match q.get("players") {
         Some(list) => {
             let players: Vec<PlayerId> = list
@@ -323,7 +437,10 @@ pub async fn get_leaderboard(
                     format!("at most {MAX_FRIENDS} players per request"),
                 ));
             }
-            s.boards.entries_for(window, now, &players)
+            s.boards
+                .entries_for(window, now, &players)
+                .await
+                .map_err(ApiError::unavailable)?
         }
         None => page.entries,
     };
@@ -375,11 +492,20 @@ pub async fn get_player(
     let me = s
         .boards
         .rank_of(window, now, &player)
+        .await
+        .map_err(ApiError::unavailable)?
         .ok_or_else(not_found)?;
     let entries = s
         .boards
         .around(window, now, &player, around)
+        .await
+        .map_err(ApiError::unavailable)?
         .ok_or_else(not_found)?;
+    let total = s
+        .boards
+        .total(window, now)
+        .await
+        .map_err(ApiError::unavailable)?;
     Ok(Json(json!({
         "window": window.as_str(),
         "period": period.id,
@@ -387,7 +513,7 @@ pub async fn get_player(
         "playerId": player.as_str(),
         "rank": me.rank,
         "score": me.score,
-        "total": s.boards.total(window, now),
+        "total": total,
         "entries": entries_json(&entries),
     })))
 }

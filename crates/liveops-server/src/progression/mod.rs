@@ -152,13 +152,7 @@ pub async fn claim_reward(
     let ip = g.ip_limiter.client_ip(peer.ip(), &headers);
     let result = async {
         gateway::check_json_content_type(&headers)?;
-        g.ip_limiter.check(ip).map_err(|wait| {
-            ApiError::new(
-                ErrorCode::RateLimited,
-                "too many requests from this client; slow down",
-            )
-            .retry_after(wait)
-        })?;
+        g.check_ip(ip).await?;
         let body = gateway::read_body(&headers, body, gateway::MAX_EVENT_BYTES).await?;
         let session = g.verifier.verify(&headers, &body)?;
         let req: ClaimBody = serde_json::from_slice(&body).map_err(|e| {

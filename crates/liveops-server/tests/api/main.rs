@@ -7,4 +7,5 @@ mod ingest;
 mod leaderboards;
 mod ops;
 mod progression;
+mod redis;
 mod sessions;

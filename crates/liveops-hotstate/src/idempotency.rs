@@ -1,0 +1,121 @@
+//! `Idempotency-Key` (SPEC section 4): the same key with the same body within `IDEMP_TTL` is a
+//! replay (208 with the original eventIds); with a different body it is a conflict (409).
+//!
+//! Losing these keys (a restart, a Redis wipe) is safe because every accepted event also has a
+//! permanent `eventId`, which the log deduplicates forever. The key is reserved *before* the
+//! append so a concurrent retry sees it, and released again if the append fails.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use liveops_domain::EventId;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::error::HotStateError;
+
+/// What the first request with a key did: the eventId at each position of the body
+/// (`None` where that event was refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded(pub Vec<Option<EventId>>);
+
+/// The answer to [`IdempotencyKeys::check_and_reserve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// First use (or the earlier use expired): the key is now reserved for this body.
+    Fresh,
+    /// Same key, same body: what the first request recorded.
+    Replay(Recorded),
+    /// Same key, different body.
+    Conflict,
+}
+
+/// The SHA-256 of a request body: what a replay must match.
+pub fn body_hash(body: &[u8]) -> [u8; 32] {
+    Sha256::digest(body).into()
+}
+
+/// Idempotency keys with a time to live (`IDEMP_TTL`).
+#[async_trait]
+pub trait IdempotencyKeys: Send + Sync + 'static {
+    /// Looks the key up and, when it is fresh, reserves it with what this request will do.
+    async fn check_and_reserve(
+        &self,
+        key: &str,
+        body: &[u8],
+        recorded: Recorded,
+    ) -> Result<Lookup, HotStateError>;
+
+    /// Forgets a reservation whose append failed, so a retry is not answered as a replay.
+    async fn release(&self, key: &str) -> Result<(), HotStateError>;
+
+    /// Drops expired keys, for implementations that do not expire them by themselves.
+    async fn purge_expired(&self) -> Result<(), HotStateError> {
+        Ok(())
+    }
+}
+
+struct MemoryEntry {
+    body_hash: [u8; 32],
+    recorded: Recorded,
+    expires: Instant,
+}
+
+/// Keys in process memory, purged by [`IdempotencyKeys::purge_expired`].
+pub struct MemoryIdempotencyKeys {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, MemoryEntry>>,
+}
+
+impl MemoryIdempotencyKeys {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl IdempotencyKeys for MemoryIdempotencyKeys {
+    async fn check_and_reserve(
+        &self,
+        key: &str,
+        body: &[u8],
+        recorded: Recorded,
+    ) -> Result<Lookup, HotStateError> {
+        let hash = body_hash(body);
+        let now = Instant::now();
+        let mut entries = self.entries.lock();
+        if let Some(e) = entries.get(key) {
+            if e.expires > now {
+                return Ok(if e.body_hash == hash {
+                    Lookup::Replay(e.recorded.clone())
+                } else {
+                    Lookup::Conflict
+                });
+            }
+        }
+        entries.insert(
+            key.to_string(),
+            MemoryEntry {
+                body_hash: hash,
+                recorded,
+                expires: now + self.ttl,
+            },
+        );
+        Ok(Lookup::Fresh)
+    }
+
+    async fn release(&self, key: &str) -> Result<(), HotStateError> {
+        self.entries.lock().remove(key);
+        Ok(())
+    }
+
+    async fn purge_expired(&self) -> Result<(), HotStateError> {
+        let now = Instant::now();
+        self.entries.lock().retain(|_, e| e.expires > now);
+        Ok(())
+    }
+}

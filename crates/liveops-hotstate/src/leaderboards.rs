@@ -1,0 +1,141 @@
+//! The [`Leaderboards`] port: live rankings per window and period (SPEC section 6), kept as
+//! derived state that the leaderboard role rebuilds from the system of record.
+//!
+//! Exactly once: [`Leaderboards::apply`] takes log events with their `seq` and moves a cursor
+//! stored *in the same hot state*, atomically with the score changes. Events at or below the
+//! cursor are skipped, so a repeated or concurrent apply counts each event once. When the hot
+//! state holds nothing (never built, or wiped), [`Leaderboards::cursor`] is `None` and `apply`
+//! refuses with [`ApplyOutcome::NotBuilt`]: the caller rebuilds with [`Leaderboards::replace`],
+//! which installs exact boards and the cursor they are exact up to, in one step.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use liveops_domain::window::{Calendar, Period, Window};
+use liveops_domain::PlayerId;
+
+use crate::board_index::Entry;
+use crate::boards::{BoardPage, FinishedPeriod};
+use crate::error::HotStateError;
+
+/// One log event as the boards see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardEvent {
+    /// The event's position in the log; the cursor compares against it.
+    pub seq: u64,
+    pub player: PlayerId,
+    /// The XP it grants (the score in every window).
+    pub xp: i64,
+    /// The server's receive time: windows use it (SPEC section 6).
+    pub received_at: DateTime<Utc>,
+}
+
+/// What an [`apply`](Leaderboards::apply) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied {
+        /// Events above the cursor, now counted.
+        counted: u64,
+        /// Events at or below the cursor, skipped as already counted.
+        skipped: u64,
+        /// Periods an event was not counted in because they were already rolled over (one
+        /// entry per event and period). Non-empty means rollover ran with too little grace.
+        late: Vec<Period>,
+    },
+    /// The hot state holds no cursor (never built, or wiped): nothing was applied; rebuild first.
+    NotBuilt,
+}
+
+/// Live leaderboards for the enabled windows. Implementations: [`crate::MemoryLeaderboards`]
+/// (process memory) and [`crate::RedisLeaderboards`] (sorted sets, works on Redis Cluster).
+#[async_trait]
+pub trait Leaderboards: Send + Sync + 'static {
+    /// How time is cut into periods.
+    fn calendar(&self) -> &Calendar;
+
+    /// The enabled windows (`LB_WINDOWS`), in [`Window::ALL`] order.
+    fn windows(&self) -> Vec<Window>;
+
+    fn is_enabled(&self, window: Window) -> bool {
+        self.windows().contains(&window)
+    }
+
+    /// The period of `window` current at `now` (whether or not the window is enabled).
+    fn period(&self, window: Window, now: DateTime<Utc>) -> Period {
+        self.calendar().period_at(window, now)
+    }
+
+    /// Up to `limit` entries from 0-based position `offset` of the board current at `now`,
+    /// with its period, total and last update.
+    async fn page(
+        &self,
+        window: Window,
+        now: DateTime<Utc>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<BoardPage, HotStateError>;
+
+    /// The player's rank and score on the current board; `None` if they have no score there.
+    async fn rank_of(
+        &self,
+        window: Window,
+        now: DateTime<Utc>,
+        player: &PlayerId,
+    ) -> Result<Option<Entry>, HotStateError>;
+
+    /// The player's entry with up to `k` entries above and `k` below; `None` without a score.
+    async fn around(
+        &self,
+        window: Window,
+        now: DateTime<Utc>,
+        player: &PlayerId,
+        k: usize,
+    ) -> Result<Option<Vec<Entry>>, HotStateError>;
+
+    /// The listed players that have a score on the current board, by rank, each once.
+    async fn entries_for(
+        &self,
+        window: Window,
+        now: DateTime<Utc>,
+        players: &[PlayerId],
+    ) -> Result<Vec<Entry>, HotStateError>;
+
+    /// Number of players on the current board.
+    async fn total(&self, window: Window, now: DateTime<Utc>) -> Result<u64, HotStateError>;
+
+    /// A number that changes whenever `window`'s boards change, so a poller (the SSE stream)
+    /// can skip unchanged boards. Not necessarily monotonic across a wipe.
+    async fn version(&self, window: Window) -> Result<u64, HotStateError>;
+
+    /// The last log `seq` the boards include; `None` when they hold nothing (rebuild them).
+    async fn cursor(&self) -> Result<Option<u64>, HotStateError>;
+
+    /// Adds each event above the cursor to the board of its period in every enabled window and
+    /// moves the cursor to `upto` (>= every seq in `events`; events filtered out by the caller,
+    /// such as an erased player's, still move it), all in one atomic step.
+    async fn apply(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError>;
+
+    /// Adds one event regardless of the cursor: a quarantined event released by an operator,
+    /// which the log consumer never sees (the store's status change makes it happen once).
+    async fn apply_released(&self, event: &BoardEvent) -> Result<Vec<Period>, HotStateError>;
+
+    /// Hands out every board whose period ended at or before `now`, with its final standings,
+    /// and removes it; each ended period is handed out once, even to concurrent callers. Events
+    /// for those periods are refused afterwards (reported as `late`), so pass `now` minus the
+    /// longest expected delivery delay.
+    async fn roll_over(&self, now: DateTime<Utc>) -> Result<Vec<FinishedPeriod>, HotStateError>;
+
+    /// Empties the board of `window`'s period current at `now` (an operator reset).
+    async fn reset(&self, window: Window, now: DateTime<Utc>) -> Result<(), HotStateError>;
+
+    /// Erases the player from every board (GDPR); true if any board had them.
+    async fn remove_player(&self, player: &PlayerId) -> Result<bool, HotStateError>;
+
+    /// Replaces everything with `boards` (period, per-player XP; a player listed twice gets the
+    /// sum) and sets the cursor to `cursor`, atomically for readers and appliers: the rebuild
+    /// from the system of record. Forgets past rollovers. Periods of disabled windows are ignored.
+    async fn replace(
+        &self,
+        boards: Vec<(Period, Vec<(PlayerId, i64)>)>,
+        cursor: u64,
+    ) -> Result<(), HotStateError>;
+}

@@ -1,0 +1,120 @@
+//! [`RedisBlockList`]: one hash `{<ns>}:blocks`, player -> end of the block in unix ms, or
+//! `forever` until an operator unblocks. Expiry is judged with the injected clock (the same
+//! one that set the block), and `prune` deletes expired entries in one script.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use liveops_domain::{Clock, PlayerId};
+use redis::Script;
+
+use super::RedisConn;
+use crate::blocks::{holds, BlockList, Until};
+use crate::error::HotStateError;
+
+const FOREVER: &str = "forever";
+
+/// KEYS: the hash. ARGV: pairs of (player, value). Replaces the whole hash.
+const LOAD: &str = r#"
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"#;
+
+/// KEYS: the hash. ARGV: now ms. Deletes the blocks that ended.
+const PRUNE: &str = r#"
+local all = redis.call('HGETALL', KEYS[1])
+local now = tonumber(ARGV[1])
+local n = 0
+for i = 1, #all, 2 do
+  local until_ms = tonumber(all[i + 1])
+  if until_ms and until_ms <= now then redis.call('HDEL', KEYS[1], all[i]); n = n + 1 end
+end
+return n
+"#;
+
+pub struct RedisBlockList {
+    conn: RedisConn,
+    key: String,
+    clock: Arc<dyn Clock>,
+    load: Script,
+    prune: Script,
+}
+
+fn encode(until: Until) -> String {
+    until.map_or_else(|| FOREVER.to_string(), |t| t.timestamp_millis().to_string())
+}
+
+fn decode(v: &str) -> Result<Until, HotStateError> {
+    if v == FOREVER {
+        return Ok(None);
+    }
+    v.parse::<i64>()
+        .ok()
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+        .map(Some)
+        .ok_or_else(|| HotStateError::Corrupt(format!("block end {v:?}")))
+}
+
+impl RedisBlockList {
+    pub(crate) fn new(conn: RedisConn, namespace: &str, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            conn,
+            key: format!("{{{namespace}}}:blocks"),
+            clock,
+            load: Script::new(LOAD),
+            prune: Script::new(PRUNE),
+        }
+    }
+}
+
+#[async_trait]
+impl BlockList for RedisBlockList {
+    async fn blocked(&self, player: &PlayerId) -> Result<Option<Until>, HotStateError> {
+        let v: Option<String> = self
+            .conn
+            .query(redis::cmd("HGET").arg(&self.key).arg(player.as_str()))
+            .await?;
+        let Some(v) = v else {
+            return Ok(None);
+        };
+        let until = decode(&v)?;
+        Ok(holds(until, self.clock.now()).then_some(until))
+    }
+
+    async fn set(&self, player: &PlayerId, until: Until) -> Result<(), HotStateError> {
+        self.conn
+            .query(
+                redis::cmd("HSET")
+                    .arg(&self.key)
+                    .arg(player.as_str())
+                    .arg(encode(until)),
+            )
+            .await
+    }
+
+    async fn clear(&self, player: &PlayerId) -> Result<(), HotStateError> {
+        self.conn
+            .query(redis::cmd("HDEL").arg(&self.key).arg(player.as_str()))
+            .await
+    }
+
+    async fn load(&self, blocks: Vec<(PlayerId, Until)>) -> Result<(), HotStateError> {
+        let now = self.clock.now();
+        let mut inv = self.load.key(&self.key);
+        for (player, until) in blocks.into_iter().filter(|(_, u)| holds(*u, now)) {
+            inv.arg(player.as_str()).arg(encode(until));
+        }
+        self.conn.script::<i64>(&inv).await?;
+        Ok(())
+    }
+
+    async fn prune(&self) -> Result<(), HotStateError> {
+        let now = self.clock.now().timestamp_millis();
+        self.conn
+            .script::<i64>(self.prune.key(&self.key).arg(now))
+            .await?;
+        Ok(())
+    }
+}
