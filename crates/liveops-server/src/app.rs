@@ -14,13 +14,11 @@ use liveops_hotstate::{
     BlockList, IdempotencyKeys, Leaderboards, MemoryBlockList, MemoryIdempotencyKeys,
     MemoryLeaderboards, MemoryRateLimits, Quota, RateLimits, RedisHotState,
 };
-use liveops_store::{
-    AdminStore, Archive, BoardSource, EventLog, FairnessStore, FileArchive, ProgressStore,
-    SqliteStore,
-};
+use liveops_store::EventLog;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::backends::Services;
 use crate::config::{Config, Role};
 use crate::gateway::auth::Verifier;
 use crate::gateway::failed::FailedEvents;
@@ -32,43 +30,6 @@ use crate::progression::ProgressionState;
 
 /// How many refused requests the failed-events store keeps.
 const FAILED_EVENTS_KEPT: usize = 1000;
-
-/// The adapters, built once from the configuration.
-pub struct Services {
-    pub log: Arc<dyn EventLog>,
-    pub progress: Arc<dyn ProgressStore>,
-    pub board_source: Arc<dyn BoardSource>,
-    pub archive: Arc<dyn Archive>,
-    pub admin: Arc<dyn AdminStore>,
-    pub fairness: Arc<dyn FairnessStore>,
-    pub clock: Arc<dyn Clock>,
-    /// The system of record's copy of the log (the same as `log` unless the log is a bus).
-    pub history: Arc<dyn EventLog>,
-    /// Whether `log` is outside the store (JetStream), so fairness records the events.
-    pub external_log: bool,
-    /// Who runs each consumer role when several processes share the engines.
-    pub election: crate::leader::Election,
-}
-
-impl Services {
-    /// Embedded defaults: SQLite and files in `DATA_DIR` (SPEC section 2).
-    pub fn embedded(cfg: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
-        let store = SqliteStore::open(&cfg.data_dir)
-            .with_context(|| format!("opening the SQLite store in {}", cfg.data_dir.display()))?;
-        Ok(Services {
-            log: Arc::new(store.clone()),
-            history: Arc::new(store.clone()),
-            external_log: false,
-            progress: Arc::new(store.clone()),
-            board_source: Arc::new(store.clone()),
-            admin: Arc::new(store.clone()),
-            fairness: Arc::new(store),
-            archive: Arc::new(FileArchive::new(cfg.data_dir.join("archive"))),
-            clock,
-            election: crate::leader::Election::Alone,
-        })
-    }
-}
 
 /// The hot state (SPEC section 2): in process memory, or in Redis when `REDIS_URL` is set.
 pub struct HotState {
@@ -147,7 +108,7 @@ pub struct Application {
 impl Application {
     /// Builds every role on the embedded backends and binds the listener (port 0: any).
     pub async fn build(cfg: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
-        let services = Services::embedded(&cfg, clock.clone())?;
+        let services = Services::connect(&cfg, clock.clone()).await?;
         let calendar = Arc::new(Calendar::new(cfg.timezone, cfg.season.clone()));
         let hot = HotState::build(&cfg, &calendar, clock.clone()).await?;
         let blocks = hot.blocks.clone();
@@ -212,7 +173,8 @@ impl Application {
             clock: clock.clone(),
         };
         let ops = OpsState {
-            log: services.log.clone(),
+            log: services.history.clone(),
+            bus: services.external_log.then(|| services.log.clone()),
             redis: hot.redis.clone(),
             metrics: cfg.metrics_enabled.then(crate::ops::prometheus),
         };
@@ -283,6 +245,15 @@ impl Application {
         let mut workers = tokio::task::JoinSet::new();
         // Consumer workers run where this process leads their role (always, on one process).
         let election = services.election.clone();
+        if let Some(pg) = &services.postgres {
+            // Another process may lead fairness: learn of its decisions from the store.
+            let watch = pg.cursor_watch(crate::fairness::CONSUMER, Duration::from_millis(20));
+            let (fairness, shutdown) = (fairness.clone(), shutdown.clone());
+            workers.spawn(async move {
+                fairness.follow_stored_cursor(watch, shutdown).await;
+                Ok(())
+            });
+        }
         if role.runs(Role::Fairness) {
             let log = services.log.clone();
             let cursors = services.progress.clone();

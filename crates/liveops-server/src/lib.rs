@@ -20,6 +20,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod backends;
 pub mod config;
 pub mod error;
 pub mod fairness;

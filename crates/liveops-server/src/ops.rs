@@ -17,7 +17,10 @@ use utoipa::OpenApi;
 
 #[derive(Clone)]
 pub struct OpsState {
+    /// The system of record.
     pub log: Arc<dyn EventLog>,
+    /// The durable bus, when the log is outside the store (JetStream).
+    pub bus: Option<Arc<dyn EventLog>>,
     /// The hot state's Redis, checked by `/readyz`; `None` when the hot state is in memory.
     pub redis: Option<liveops_hotstate::RedisHotState>,
     /// `None` when `METRICS_ENABLED=false`.
@@ -107,6 +110,9 @@ pub async fn readyz(State(s): State<OpsState>) -> Response {
         checks.insert(name.into(), r.err().unwrap_or_else(|| "ok".into()).into());
     };
     check("store", s.log.ping().await.map_err(|e| e.to_string()));
+    if let Some(bus) = &s.bus {
+        check("bus", bus.ping().await.map_err(|e| e.to_string()));
+    }
     if let Some(redis) = &s.redis {
         check("redis", redis.ping().await.map_err(|e| e.to_string()));
     }

@@ -1,0 +1,183 @@
+//! The one place that picks the adapters from the configuration (SPEC section 2):
+//!
+//! | setting | system of record | durable log (where a 202 is made) | consumers lead by |
+//! |---|---|---|---|
+//! | (none) | SQLite in `DATA_DIR` | the SQLite log | the only process |
+//! | `DB_URL=postgres://..` | PostgreSQL | the PostgreSQL log (one writer per process) | an advisory lock |
+//! | `+ BUS_KIND=nats` | PostgreSQL | JetStream; fairness records into PostgreSQL | an advisory lock |
+//!
+//! Hot state (boards, idempotency keys, rate limits, blocks) is picked by `REDIS_URL` in
+//! `app.rs`, independently of these.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use liveops_bus::{NatsEventLog, NatsOptions};
+use liveops_domain::Clock;
+use liveops_store::{
+    AdminStore, Appended, Archive, BoardSource, CommittedBatch, EventLog, FairnessStore,
+    FileArchive, LoggedEvent, NewEvent, PgStore, ProgressStore, SqliteStore, StoreError,
+};
+use tokio::sync::{broadcast, watch};
+
+use crate::config::{Bus, Config, Database};
+use crate::leader::Election;
+
+/// The adapters, built once from the configuration.
+pub struct Services {
+    /// Where the gateway appends and fairness reads: the durable log.
+    pub log: Arc<dyn EventLog>,
+    /// The system of record's copy of the log (the same as `log` unless the log is a bus).
+    pub history: Arc<dyn EventLog>,
+    /// Whether `log` is outside the store (JetStream), so fairness records the events.
+    pub external_log: bool,
+    pub progress: Arc<dyn ProgressStore>,
+    pub board_source: Arc<dyn BoardSource>,
+    pub archive: Arc<dyn Archive>,
+    pub admin: Arc<dyn AdminStore>,
+    pub fairness: Arc<dyn FairnessStore>,
+    pub clock: Arc<dyn Clock>,
+    /// Who runs each consumer role when several processes share the engines.
+    pub election: Election,
+    /// PostgreSQL, when it is the system of record (cursor polling across processes).
+    pub postgres: Option<PgStore>,
+}
+
+impl Services {
+    /// Embedded defaults: SQLite and files in `DATA_DIR`.
+    pub fn embedded(cfg: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+        let store = SqliteStore::open(&cfg.data_dir)
+            .with_context(|| format!("opening the SQLite store in {}", cfg.data_dir.display()))?;
+        Ok(Services {
+            log: Arc::new(store.clone()),
+            history: Arc::new(store.clone()),
+            external_log: false,
+            progress: Arc::new(store.clone()),
+            board_source: Arc::new(store.clone()),
+            admin: Arc::new(store.clone()),
+            fairness: Arc::new(store),
+            archive: Arc::new(FileArchive::new(cfg.data_dir.join("archive"))),
+            clock,
+            election: Election::Alone,
+            postgres: None,
+        })
+    }
+
+    /// The backends the configuration names.
+    pub async fn connect(cfg: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+        let (url, max_connections) = match &cfg.database {
+            Database::Sqlite => return Self::embedded(cfg, clock),
+            Database::Postgres {
+                url,
+                max_connections,
+            } => (url, *max_connections),
+        };
+        let store = PgStore::connect(url, max_connections)
+            .await
+            .context("connecting to PostgreSQL (DB_URL)")?;
+        let (log, external_log): (Arc<dyn EventLog>, bool) = match &cfg.bus {
+            Bus::InMem => (Arc::new(store.clone()), false),
+            Bus::Nats { url } => {
+                let opts = NatsOptions {
+                    // The bus deduplicates repeats within its window; the store's check covers
+                    // what is older, so the window need only outlast the recording lag.
+                    duplicate_window: cfg.idemp_ttl.max(Duration::from_secs(600)),
+                    ..NatsOptions::default()
+                };
+                let bus = NatsEventLog::connect(url, &cfg.namespace, opts)
+                    .await
+                    .context("connecting to NATS JetStream (BUS_CONN)")?;
+                (
+                    Arc::new(SequencedLog {
+                        bus,
+                        store: store.clone(),
+                    }),
+                    true,
+                )
+            }
+        };
+        Ok(Services {
+            log,
+            history: Arc::new(store.clone()),
+            external_log,
+            progress: Arc::new(store.clone()),
+            board_source: Arc::new(store.clone()),
+            admin: Arc::new(store.clone()),
+            fairness: Arc::new(store.clone()),
+            // The standings of ended periods live in PostgreSQL (`leaderboard_snapshots`),
+            // shared by every process.
+            archive: Arc::new(store.clone()),
+            clock,
+            election: Election::Postgres {
+                pool: store.pool().clone(),
+                namespace: cfg.namespace.clone(),
+            },
+            postgres: Some(store),
+        })
+    }
+}
+
+/// JetStream as the durable log, with the system of record's permanent dedup in front.
+///
+/// JetStream drops a repeated `eventId` within its duplicate window; an older repeat is caught
+/// here, against the events already recorded in PostgreSQL (one indexed lookup per request).
+/// What slips between the two (a repeat of an event published but not yet recorded, and older
+/// than the window) is still applied once: fairness records by `eventId` and drops the repeat.
+struct SequencedLog {
+    bus: NatsEventLog,
+    store: PgStore,
+}
+
+#[async_trait]
+impl EventLog for SequencedLog {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
+        let ids: Vec<&str> = events.iter().map(|e| e.event.event_id.as_str()).collect();
+        let known: HashSet<String> = self.store.known_event_ids(&ids).await?;
+        if known.is_empty() {
+            return self.bus.append(events).await;
+        }
+        let mut fresh = Vec::with_capacity(events.len());
+        let mut slots = Vec::with_capacity(events.len());
+        for e in events {
+            if known.contains(e.event.event_id.as_str()) {
+                slots.push(None);
+            } else {
+                slots.push(Some(fresh.len()));
+                fresh.push(e);
+            }
+        }
+        let published = if fresh.is_empty() {
+            Vec::new()
+        } else {
+            self.bus.append(fresh).await?
+        };
+        Ok(slots
+            .into_iter()
+            .map(|s| s.map_or(Appended::Duplicate, |i| published[i]))
+            .collect())
+    }
+
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, StoreError> {
+        self.bus.read_after(after, limit).await
+    }
+
+    fn committed(&self) -> watch::Receiver<u64> {
+        self.bus.committed()
+    }
+
+    fn tail(&self) -> Option<broadcast::Receiver<CommittedBatch>> {
+        self.bus.tail()
+    }
+
+    fn open_connections(&self) -> Option<u64> {
+        self.store.open_connections()
+    }
+
+    /// The bus alone: `/readyz` checks the store on its own line.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.bus.ping().await
+    }
+}
