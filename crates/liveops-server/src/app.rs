@@ -70,6 +70,9 @@ pub struct Application {
     decided: Arc<crate::fairness::DecidedLog>,
     /// The Prometheus handle, for the periodic upkeep; `None` with `METRICS_ENABLED=false`.
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The open leaderboard streams, ended when shutdown starts (else the drain would wait on
+    /// them forever).
+    streams: crate::leaderboard::stream::Streams,
 }
 
 impl Application {
@@ -146,10 +149,13 @@ impl Application {
             metrics: cfg.metrics_enabled.then(crate::ops::prometheus),
         };
         let metrics = ops.metrics.clone();
+        let streams = crate::leaderboard::stream::Streams::new(leaderboards.clone());
         let router = Router::new()
             .merge(crate::gateway::router(gateway.clone()))
             .merge(crate::progression::router(progression))
             .merge(crate::leaderboard::router(leaderboards.clone()))
+            .merge(streams.router())
+            .merge(crate::web::router())
             .merge(crate::admin::router(admin))
             .merge(crate::fairness::router(fairness.clone()))
             .merge(crate::ops::router(ops))
@@ -174,6 +180,7 @@ impl Application {
             fairness,
             decided,
             metrics,
+            streams,
         })
     }
 
@@ -193,6 +200,7 @@ impl Application {
             fairness,
             decided,
             metrics,
+            streams,
         } = self;
         let mut workers = tokio::task::JoinSet::new();
         workers.spawn(crate::fairness::run_worker(
@@ -221,7 +229,13 @@ impl Application {
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        .with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                streams.close();
+            }
+        });
         let served = server.await.context("http server");
         shutdown.cancel();
         while let Some(r) = workers.join_next().await {

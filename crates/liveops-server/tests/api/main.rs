@@ -8,3 +8,5 @@ mod leaderboards;
 mod ops;
 mod progression;
 mod sessions;
+mod stream;
+mod web;
