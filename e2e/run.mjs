@@ -66,6 +66,14 @@ async function guest(playerId) {
   return { session: s.body, post };
 }
 
+/** POST /events/batch and POST /events requests so far, from the server's metrics. */
+async function requestCounts() {
+  const stats = await (await fetch(`${BASE}/metrics`)).text();
+  const count = (path) =>
+    [...stats.matchAll(/^http_requests_total\{([^}]*)\} (\d+)/gm)].filter((m) => m[1].includes(`path="${path}"`)).reduce((a, m) => a + Number(m[2]), 0);
+  return { batch: count('/events/batch'), single: count('/events') };
+}
+
 async function until(what, fn, timeout = TIMEOUT) {
   const deadline = Date.now() + timeout;
   let last;
@@ -90,10 +98,18 @@ const pageErrors = [];
 async function open(context, path, name) {
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
-  // Any script error, CSP violation or failed asset load is a failure of the page.
+  // Any script error, CSP violation, failed asset load or unexpected API error is a failure
+  // of the page. Chromium also logs every 4xx answer to fetch() as a console error without its
+  // URL; those are judged by URL from the responses instead.
   page.on('pageerror', (e) => pageErrors.push(`${name}: uncaught ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(`${name}: console error: ${m.text()}`);
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(`${name}: console error: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    const path = new URL(r.url()).pathname;
+    // A new player has no progress or rewards yet: 404 is the API's answer, not an error.
+    const expected = r.status() === 404 && /^\/players\/[A-Za-z0-9_]+\/(progress|rewards)$/.test(path);
+    if (r.status() >= 400 && !expected) pageErrors.push(`${name}: ${r.request().method()} ${path} answered ${r.status()}`);
   });
   page.on('requestfailed', (r) => {
     // An EventSource closed by navigation or page close is not a failure.
@@ -146,6 +162,7 @@ try {
   check(signing.failures.length === 0, `signing self-test: ${signing.failures.join('; ')}`);
   log(`game: playing as ${player}`);
 
+  const before = await requestCounts();
   const clicks = 22; // 50 XP each: 1100 XP, level 2
   for (let i = 0; i < clicks; i++) await game.click('[data-testid=click]', { delay: 10 });
   await until('the XP to reach 1,100', async () => (await text(game, '[data-testid=xp]')) === '1,100');
@@ -155,9 +172,9 @@ try {
   log('game: level 2 reached with batched clicks');
 
   // The clicks went in batches, never one request per click.
-  const stats = await (await fetch(`${BASE}/metrics`)).text();
-  const batches = [...stats.matchAll(/http_requests_total\{[^}]*path="\/events\/batch"[^}]*\} (\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
-  const singles = [...stats.matchAll(/http_requests_total\{[^}]*path="\/events"[^}]*\} (\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
+  const after = await requestCounts();
+  const batches = after.batch - before.batch;
+  const singles = after.single - before.single;
   check(batches >= 1 && batches < clicks && singles === 0, `clicks were not batched: ${batches} batch requests, ${singles} single ones for ${clicks} clicks`);
 
   await game.locator('[data-testid=claim]').first().click();

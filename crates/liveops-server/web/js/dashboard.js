@@ -55,9 +55,11 @@ function makeChart(el, label, color) {
       height: 160,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
+      // Always the last 10 minutes up to now, also before there are two samples to draw.
+      scales: { x: { time: true, range: () => [Date.now() / 1000 - CHART_SPAN_S, Date.now() / 1000] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
       axes: [{ stroke: '#667085', grid: { stroke: '#eef0f3' } }, { stroke: '#667085', size: 46, grid: { stroke: '#eef0f3' } }],
-      series: [{}, { label, stroke: color, width: 2, fill: `${color}22`, points: { show: false } }],
+      // Points only while there are too few samples for a visible line.
+      series: [{}, { label, stroke: color, width: 2, fill: `${color}22`, points: { show: (u, si, i0, i1) => i1 - i0 < 3 } }],
     },
     [[], []],
     el,
@@ -388,7 +390,7 @@ async function lookup(player, { quiet = false } = {}) {
       getOrNull(`/players/${p}/progress`, 'Loading progress'),
       getOrNull(`/players/${p}/rewards`, 'Loading rewards'),
       api(`/fairness/players/${p}`, { what: 'Loading fairness status' }),
-      ...['daily', 'weekly', 'seasonal'].map((w) => getOrNull(`/leaderboard/players/${p}?window=${w}`, `Loading the ${w} rank`)),
+      ...['daily', 'weekly', 'seasonal'].map((w) => api(`/leaderboard?window=${w}&players=${p}`, { what: `Loading the ${w} rank` }).then((b) => b.entries[0] ?? null)),
     ]);
     shown = player;
     shownData = { player, progress, rewards, fairness, ranks };
@@ -404,9 +406,12 @@ function rerenderLookup() {
   if (shownData) renderLookup();
 }
 
+const REWARDS_SHOWN = 5;
+
 function renderLookup() {
   const { player, progress, rewards, fairness, ranks } = shownData;
   const out = [];
+  const side = [];
   out.push(h('h3', { text: player }));
   if (progress) {
     out.push(levelBar(progress.level, progress.xpIntoLevel, progress.xpForNextLevel));
@@ -434,9 +439,9 @@ function renderLookup() {
       ),
     );
   }
-  // Fairness
+  // Fairness and rewards go in the second column on wide screens.
   const blocked = fairness.status === 'blocked';
-  out.push(
+  side.push(
     h(
       'div',
       { class: 'row' },
@@ -447,7 +452,7 @@ function renderLookup() {
     ),
   );
   if (fairness.recentFlags?.length) {
-    out.push(
+    side.push(
       h(
         'div',
         { class: 'table-wrap' },
@@ -466,21 +471,24 @@ function renderLookup() {
       ),
     );
   }
-  // Rewards
+  // Rewards: claimed ones with their receipt ids first, then pending; long lists fold.
   if (rewards) {
-    out.push(h('h3', { text: `Rewards: ${rewards.pending.length} pending, ${rewards.claimed.length} claimed` }));
-    const item = (r, claimed) =>
+    side.push(h('h3', { text: `Rewards: ${rewards.pending.length} pending, ${rewards.claimed.length} claimed` }));
+    const row = (r, claimed) =>
       h(
-        'li',
+        'tr',
         {},
-        h('strong', { text: r.item }),
-        ` for level ${r.level} `,
-        h('span', { class: 'muted', text: `(${fmt.time(r.grantedAt)})` }),
-        claimed ? h('div', { class: 'mono', text: `receipt ${r.receiptId}` }) : h('span', { class: 'pill', dataset: { state: 'warn' }, text: 'pending' }),
+        h('td', { text: r.item }),
+        h('td', { class: 'num', text: String(r.level) }),
+        h('td', {}, claimed ? h('span', { class: 'mono', text: r.receiptId }) : h('span', { class: 'pill', dataset: { state: 'warn' }, text: 'pending' })),
       );
-    out.push(h('ul', { class: 'plain' }, rewards.claimed.map((r) => item(r, true)), rewards.pending.map((r) => item(r, false))));
+    const rows = [...rewards.claimed.map((r) => row(r, true)), ...rewards.pending.map((r) => row(r, false))];
+    const table = (list) =>
+      h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', { text: 'Item' }), h('th', { class: 'num', text: 'Level' }), h('th', { text: 'Receipt' }))), h('tbody', {}, list)));
+    if (rows.length) side.push(table(rows.slice(0, REWARDS_SHOWN)));
+    if (rows.length > REWARDS_SHOWN) side.push(h('details', {}, h('summary', { class: 'muted', text: `${rows.length - REWARDS_SHOWN} more` }), table(rows.slice(REWARDS_SHOWN))));
   }
-  fill($('lookup-result'), out);
+  fill($('lookup-result'), h('div', { class: 'lookup-grid' }, h('div', {}, out), h('div', {}, side)));
 }
 
 $('lookup-form').addEventListener('submit', (ev) => {

@@ -209,6 +209,8 @@ async function flushLoop() {
 
 let lastLevel = null;
 let refreshTimer = null;
+/** `outbox.accepted` when the player was last found to have no progress; -1: look again. */
+let noProgressAt = -1;
 const receipts = (() => {
   try {
     return JSON.parse(localStorage.getItem(RECEIPTS_KEY) || '{}');
@@ -236,12 +238,18 @@ async function refresh() {
   refreshTimer = setTimeout(refresh, REFRESH_MS);
   if (!session || document.visibilityState === 'hidden') return;
   const p = encodeURIComponent(session.playerId);
+  // A new player has no progress (404) until a first play is applied: ask again only after
+  // more plays were accepted, not every few seconds.
+  if (noProgressAt === outbox.accepted) return;
   try {
     const [progress, rewards, ...ranks] = await Promise.all([
       getOrNull(`/players/${p}/progress`, 'Loading your progress'),
       getOrNull(`/players/${p}/rewards`, 'Loading your rewards'),
-      ...['daily', 'weekly', 'seasonal'].map((w) => getOrNull(`/leaderboard/players/${p}?window=${w}`, `Loading your ${w} rank`)),
+      // The friends-board form answers 200 with no entry for a player without a score.
+      ...['daily', 'weekly', 'seasonal'].map((w) => api(`/leaderboard?window=${w}&players=${p}`, { what: `Loading your ${w} rank` }).then((b) => b.entries[0] ?? null)),
     ]);
+    // Accepted plays may still be in the pipeline: keep asking until they show.
+    noProgressAt = progress || outbox.accepted > 0 ? -1 : outbox.accepted;
     say($('me-status'), '');
     renderProgress(progress);
     ['daily', 'weekly', 'seasonal'].forEach((w, i) => {
@@ -455,6 +463,7 @@ $('new-player').addEventListener('click', async () => {
   outbox.accepted = 0;
   outbox.refused = 0;
   lastLevel = null;
+  noProgressAt = -1;
   for (const k of Object.keys(receipts)) delete receipts[k];
   localStorage.removeItem(RECEIPTS_KEY);
   localStorage.removeItem(SESSION_KEY);
