@@ -3,7 +3,7 @@
 //! `chromium`); this test starts `liveops serve` with a known ADMIN_TOKEN, runs the script
 //! against it and fails on a non-zero exit, with the script's output and the server's log.
 //!
-//! Prerequisites: `node`, a Chromium (`CHROMIUM_PATH`, else `/usr/bin/chromium`) and
+//! Prerequisites: `node` 20+, a Chromium (`CHROMIUM_PATH`, else `/usr/bin/chromium`) and
 //! `e2e/node_modules` (`npm ci` in `e2e/`). When one is missing the test skips with a one-line
 //! notice, except under `CI=true`, where it fails: CI (`.ci/run`) installs them.
 //! Screenshots go to `e2e/artifacts/` (git-ignored).
@@ -40,19 +40,31 @@ fn chromium() -> Option<PathBuf> {
     candidates.into_iter().find(|p| p.is_file())
 }
 
-fn node_works() -> bool {
-    std::process::Command::new("node")
+/// The major version of `node` on PATH, if it runs.
+fn node_major() -> Option<u32> {
+    let out = std::process::Command::new("node")
         .arg("--version")
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .strip_prefix('v')?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// What is missing to run the browser tests, if anything.
 fn missing_prerequisite(e2e: &Path) -> Option<String> {
-    if !node_works() {
-        return Some("node is not installed".into());
+    match node_major() {
+        None => return Some("node is not installed".into()),
+        // playwright-core's own requirement.
+        Some(v) if v < 20 => {
+            return Some(format!("node {v} is too old (playwright-core needs 20+)"))
+        }
+        Some(_) => {}
     }
     if chromium().is_none() {
         return Some(

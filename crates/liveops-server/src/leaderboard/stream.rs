@@ -143,12 +143,7 @@ impl Hub {
 
 /// Polls the version counter of `key`'s window every [`COALESCE`] and publishes a new snapshot
 /// when it moved or the period changed; exits when the feed has no receivers or at shutdown.
-async fn publish(
-    hub: Arc<Hub>,
-    key: (Window, usize),
-    params: Params,
-    tx: watch::Sender<Snapshot>,
-) {
+async fn publish(hub: Arc<Hub>, key: (Window, usize), params: Params, tx: watch::Sender<Snapshot>) {
     let (window, _) = key;
     let mut tick = tokio::time::interval(COALESCE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -180,7 +175,9 @@ async fn publish(
             }
             // Cannot happen with parameters that passed at subscribe time, but a publisher
             // must not die silently: say so and try again on the next tick.
-            Err(e) => tracing::warn!(window = window.as_str(), error = ?e.body, "leaderboard stream snapshot failed"),
+            Err(e) => {
+                tracing::warn!(window = window.as_str(), error = ?e.body, "leaderboard stream snapshot failed")
+            }
         }
     }
     hub.feeds.lock().remove(&key);

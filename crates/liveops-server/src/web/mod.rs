@@ -32,8 +32,14 @@ connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; fram
 
 pub fn router() -> Router {
     Router::new()
-        .route("/", get(|headers: HeaderMap| async move { page("index.html", &headers) }))
-        .route("/play", get(|headers: HeaderMap| async move { page("play.html", &headers) }))
+        .route(
+            "/",
+            get(|headers: HeaderMap| async move { page("index.html", &headers) }),
+        )
+        .route(
+            "/play",
+            get(|headers: HeaderMap| async move { page("play.html", &headers) }),
+        )
         .route("/assets/{*path}", get(asset))
 }
 
@@ -45,10 +51,7 @@ fn page(name: &str, headers: &HeaderMap) -> Response {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
         );
-        h.insert(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         h.insert(
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
@@ -81,7 +84,10 @@ fn file(path: &str, headers: &HeaderMap) -> Response {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, content_type(path, f.metadata.mimetype()))],
+            [(
+                header::CONTENT_TYPE,
+                content_type(path, f.metadata.mimetype()),
+            )],
             f.data,
         )
             .into_response()

@@ -104,16 +104,21 @@ async fn the_stream_sends_the_board_at_connect_and_again_after_an_event() {
     let first = sse.next().await;
     // The same document as GET /leaderboard.
     let get = app.get("/leaderboard?window=daily").await.body;
-    for key in ["window", "season", "period", "nextReset", "total", "entries"] {
+    for key in [
+        "window",
+        "season",
+        "period",
+        "nextReset",
+        "total",
+        "entries",
+    ] {
         assert_eq!(first[key], get[key], "{key} differs from GET /leaderboard");
     }
     assert_eq!(score_of(&first, "player_early"), Some(40));
 
     let r = app.post(&progression("st-1", "player_live", 120)).await;
     assert_eq!(r.status, 202);
-    let update = sse
-        .until(|b| score_of(b, "player_live").is_some())
-        .await;
+    let update = sse.until(|b| score_of(b, "player_live").is_some()).await;
     assert_eq!(score_of(&update, "player_live"), Some(120));
     assert_eq!(update["total"], 2);
     assert_eq!(update["entries"][0]["playerId"], "player_live");
@@ -123,10 +128,15 @@ async fn the_stream_sends_the_board_at_connect_and_again_after_an_event() {
 async fn the_default_window_is_weekly_and_limit_cuts_the_entries() {
     let app = spawn_app().await;
     for (i, xp) in [10, 20, 30].iter().enumerate() {
-        app.post(&progression(&format!("lim-{i}"), &format!("player_{i}"), *xp))
-            .await;
+        app.post(&progression(
+            &format!("lim-{i}"),
+            &format!("player_{i}"),
+            *xp,
+        ))
+        .await;
     }
-    app.eventually("/leaderboard", |r| r.body["total"] == 3).await;
+    app.eventually("/leaderboard", |r| r.body["total"] == 3)
+        .await;
     let mut sse = SseClient::open(&app, "?limit=2").await;
     let first = sse.next().await;
     assert_eq!(first["window"], "weekly");
@@ -161,7 +171,11 @@ async fn a_burst_of_changes_reaches_a_client_as_a_few_coalesced_updates() {
     // Forty separate commits, each bumping the board's version.
     for i in 0..40 {
         let r = app
-            .post(&progression(&format!("burst-{i}"), &format!("burst_{i}"), 5))
+            .post(&progression(
+                &format!("burst-{i}"),
+                &format!("burst_{i}"),
+                5,
+            ))
             .await;
         assert_eq!(r.status, 202);
     }
@@ -204,7 +218,10 @@ async fn an_open_stream_does_not_hold_up_shutdown() {
     let mut sse = SseClient::open(&app, "?window=weekly").await;
     sse.next().await;
     let stopped = tokio::time::timeout(Duration::from_secs(5), app.stop()).await;
-    assert!(stopped.is_ok(), "the server did not stop with a stream open");
+    assert!(
+        stopped.is_ok(),
+        "the server did not stop with a stream open"
+    );
     // The stream ended with the server.
     assert!(sse.next_within(Duration::from_secs(2)).await.is_none());
 }
@@ -216,6 +233,8 @@ async fn the_stream_is_in_the_openapi_document() {
     assert!(
         doc["paths"]["/leaderboard/stream"]["get"].is_object(),
         "{}",
-        json!(doc["paths"].as_object().map(|m| m.keys().collect::<Vec<_>>()))
+        json!(doc["paths"]
+            .as_object()
+            .map(|m| m.keys().collect::<Vec<_>>()))
     );
 }

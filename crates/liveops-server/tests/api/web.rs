@@ -10,7 +10,9 @@ async fn the_dashboard_and_the_game_are_served_with_a_strict_policy() {
         let r = app.get(path).await;
         assert_eq!(r.status, 200, "{path}");
         assert!(
-            r.header("content-type").unwrap_or("").starts_with("text/html"),
+            r.header("content-type")
+                .unwrap_or("")
+                .starts_with("text/html"),
             "{path}"
         );
         assert!(r.text.contains(marker), "{path} is not the expected page");
