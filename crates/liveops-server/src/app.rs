@@ -103,6 +103,9 @@ pub struct Application {
     decided: Arc<crate::fairness::DecidedLog>,
     /// The Prometheus handle, for the periodic upkeep; `None` with `METRICS_ENABLED=false`.
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The open leaderboard streams, ended when shutdown starts (else the drain would wait on
+    /// them forever).
+    streams: crate::leaderboard::stream::Streams,
 }
 
 impl Application {
@@ -179,6 +182,7 @@ impl Application {
             metrics: cfg.metrics_enabled.then(crate::ops::prometheus),
         };
         let metrics = ops.metrics.clone();
+        let streams = crate::leaderboard::stream::Streams::new(leaderboards.clone());
         // Each role serves its own routes; `web` serves the pages, the admin API and every
         // read, plus the gateway's routes so that the demo game works from one origin.
         let role = cfg.role;
@@ -190,13 +194,17 @@ impl Application {
             router = router.merge(crate::progression::router(progression));
         }
         if role.runs(Role::Leaderboard) || role == Role::Web {
-            router = router.merge(crate::leaderboard::router(leaderboards.clone()));
+            router = router
+                .merge(crate::leaderboard::router(leaderboards.clone()))
+                .merge(streams.router());
         }
         if role.runs(Role::Fairness) || role == Role::Web {
             router = router.merge(crate::fairness::router(fairness.clone()));
         }
         if role.runs(Role::Web) {
-            router = router.merge(crate::admin::router(admin));
+            router = router
+                .merge(crate::web::router())
+                .merge(crate::admin::router(admin));
         }
         let router = router
             // Innermost: a panic in a handler becomes a 500 for that request (never a dead
@@ -221,6 +229,7 @@ impl Application {
             fairness,
             decided,
             metrics,
+            streams,
         })
     }
 
@@ -241,6 +250,7 @@ impl Application {
             fairness,
             decided,
             metrics,
+            streams,
         } = self;
         let mut workers = tokio::task::JoinSet::new();
         // Consumer workers run where this process leads their role (always, on one process).
@@ -302,7 +312,13 @@ impl Application {
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        .with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                streams.close();
+            }
+        });
         let served = server.await.context("http server");
         shutdown.cancel();
         while let Some(r) = workers.join_next().await {

@@ -5,8 +5,8 @@
 //! - [`gateway`]: signed ingest, `POST /events`, `POST /events/batch` (SPEC section 4).
 //! - [`progression`]: progress, rewards, claims, receipts, and the worker applying the log
 //!   (SPEC section 5).
-//! - [`leaderboard`]: rankings, history, rollover, and the worker applying the log (SPEC
-//!   section 6).
+//! - [`leaderboard`]: rankings, history, rollover, the worker applying the log, and the live
+//!   SSE stream (SPEC section 6).
 //! - [`fairness`]: the fairness guard: judges the log before the other consumers, flags,
 //!   quarantine, blocks, `/fairness/*` (SPEC section 7).
 //! - [`pipeline`]: the consumer loop the workers share.
@@ -14,6 +14,7 @@
 //! - [`ops`]: health, readiness, metrics, OpenAPI (SPEC section 8).
 //! - [`error`]: the API error type and the SPEC error codes.
 //! - [`telemetry`]: JSON logs.
+//! - [`web`]: the operator dashboard `/` and the demo game `/play`, embedded static files.
 //!
 //! A request goes: router (`app`) -> role handler -> store / hot state. Roles never call each
 //! other; the workers read the committed log.
@@ -31,6 +32,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod progression;
 pub mod telemetry;
+pub mod web;
 
 pub use app::{Application, Services};
 pub use config::{Config, RawConfig};

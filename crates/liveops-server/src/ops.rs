@@ -44,6 +44,7 @@ pub struct OpsState {
         crate::leaderboard::get_leaderboard,
         crate::leaderboard::get_player,
         crate::leaderboard::get_history,
+        crate::leaderboard::stream::stream,
         crate::fairness::get_player,
         crate::fairness::get_flags,
         crate::admin::block,

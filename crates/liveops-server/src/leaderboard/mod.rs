@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ApiError;
 use crate::progression::parse_player;
 
+pub mod stream;
+
 pub const CONSUMER: &str = "leaderboard";
 /// How long after a period ends its board stays open for events received before the end but
 /// still in the pipeline.

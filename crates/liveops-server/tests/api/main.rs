@@ -9,3 +9,5 @@ mod ops;
 mod progression;
 mod redis;
 mod sessions;
+mod stream;
+mod web;
