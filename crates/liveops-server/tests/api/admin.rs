@@ -40,7 +40,7 @@ async fn admin_get(app: &TestApp, path: &str) -> liveops_client::ApiResponse {
 }
 
 #[tokio::test]
-async fn admin_routes_are_401_without_the_right_token_or_when_disabled() {
+pub(crate) async fn admin_routes_are_401_without_the_right_token_or_when_disabled() {
     let disabled = spawn_app().await;
     let r = disabled.get("/admin/audit").await;
     assert_eq!(r.status, 401);
@@ -61,7 +61,7 @@ async fn admin_routes_are_401_without_the_right_token_or_when_disabled() {
 }
 
 #[tokio::test]
-async fn a_blocked_player_gets_403_until_unblocked_and_nothing_is_applied() {
+pub(crate) async fn a_blocked_player_gets_403_until_unblocked_and_nothing_is_applied() {
     let app = admin_app().await;
     assert_eq!(
         app.post(&progression("bl-0", "player_bl", 5)).await.status,
@@ -113,7 +113,7 @@ async fn a_blocked_player_gets_403_until_unblocked_and_nothing_is_applied() {
 }
 
 #[tokio::test]
-async fn a_timed_block_expires_and_blocks_survive_a_restart() {
+pub(crate) async fn a_timed_block_expires_and_blocks_survive_a_restart() {
     let clock_start = at(2026, 11, 22, 10);
     let app = spawn_with(Options {
         clock: Some(liveops_domain::ManualClock::new(clock_start)),
@@ -155,7 +155,7 @@ async fn a_timed_block_expires_and_blocks_survive_a_restart() {
 }
 
 #[tokio::test]
-async fn refused_requests_are_listed_in_the_failed_events_store() {
+pub(crate) async fn refused_requests_are_listed_in_the_failed_events_store() {
     let app = admin_app().await;
     let r = app.client.post_event(b"{not json").await.unwrap();
     assert_eq!(r.status, 400);
@@ -178,40 +178,56 @@ async fn refused_requests_are_listed_in_the_failed_events_store() {
 }
 
 #[tokio::test]
-async fn a_live_rebuild_leaves_the_boards_exact() {
+pub(crate) async fn a_live_rebuild_leaves_the_boards_exact() {
     let app = admin_app().await;
+    let mut expected = std::collections::BTreeMap::<String, i64>::new();
     for i in 0..30 {
-        app.post(&progression(
-            &format!("rb-{i}"),
-            &format!("rb_player_{}", i % 7),
-            10 + i,
-        ))
-        .await;
+        let player = format!("rb_player_{}", i % 7);
+        assert_eq!(
+            app.post(&progression(&format!("rb-{i}"), &player, 10 + i))
+                .await
+                .status,
+            202
+        );
+        *expected.entry(player).or_default() += 10 + i;
     }
-    let before = app
-        .eventually("/leaderboard?window=seasonal", |r| r.body["total"] == 7)
-        .await
-        .body;
+    // Every event applied, not just every player seen: the pipeline is asynchronous.
+    let scores = |body: &serde_json::Value| -> std::collections::BTreeMap<String, i64> {
+        body["entries"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["playerId"].as_str().unwrap_or("").to_string(),
+                            e["score"].as_i64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    app.eventually("/leaderboard?window=seasonal", |r| {
+        scores(&r.body) == expected
+    })
+    .await;
     let r = admin_post(&app, "/admin/leaderboards/rebuild", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["rebuilt"]["seasonal"], 7);
+    let rebuilt = app.get("/leaderboard?window=seasonal").await.body;
+    assert_eq!(scores(&rebuilt), expected, "exact right after the rebuild");
     app.post(&progression("rb-after", "rb_player_0", 1)).await;
+    let want = expected["rb_player_0"] + 1;
     let after = app
         .eventually("/leaderboard/players/rb_player_0?window=seasonal", |r| {
-            r.body["score"].as_i64()
-                == before["entries"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|e| e["playerId"] == "rb_player_0")
-                    .map(|e| e["score"].as_i64().unwrap() + 1)
+            r.body["score"].as_i64() == Some(want)
         })
         .await;
     assert_eq!(after.status, 200);
 }
 
 #[tokio::test]
-async fn erasing_a_player_leaves_no_trace_and_keeps_the_boards_exact() {
+pub(crate) async fn erasing_a_player_leaves_no_trace_and_keeps_the_boards_exact() {
     let app = spawn_with(Options {
         clock: Some(liveops_domain::ManualClock::new(at(2026, 11, 22, 23))),
         configure: Box::new(|c| c.admin_token = Some(liveops_server::config::Secret::new(TOKEN))),
@@ -288,7 +304,7 @@ async fn erasing_a_player_leaves_no_trace_and_keeps_the_boards_exact() {
 }
 
 #[tokio::test]
-async fn resetting_a_period_empties_that_board_only_and_survives_a_restart() {
+pub(crate) async fn resetting_a_period_empties_that_board_only_and_survives_a_restart() {
     let app = admin_app().await;
     app.post(&progression("rs-1", "reset_a", 300)).await;
     app.post(&progression("rs-2", "reset_b", 200)).await;

@@ -32,7 +32,7 @@ async fn flags_of(app: &TestApp, player: &str, n: u64) -> Value {
 }
 
 #[tokio::test]
-async fn an_event_over_the_hard_cap_is_quarantined_then_released_exactly_once() {
+pub(crate) async fn an_event_over_the_hard_cap_is_quarantined_then_released_exactly_once() {
     let app = spawn_with_config(with_admin).await;
     assert_eq!(
         app.post(&progression("hc-1", "player_hc", 20_000))
@@ -103,7 +103,7 @@ async fn an_event_over_the_hard_cap_is_quarantined_then_released_exactly_once() 
 }
 
 #[tokio::test]
-async fn a_rejected_event_is_never_applied() {
+pub(crate) async fn a_rejected_event_is_never_applied() {
     let app = spawn_with_config(with_admin).await;
     app.post(&boss_kill("rj-1", "player_rj", "dragon", 500_000))
         .await;
@@ -141,7 +141,7 @@ async fn a_rejected_event_is_never_applied() {
 }
 
 #[tokio::test]
-async fn flag_mode_applies_the_event_and_only_records_the_flag() {
+pub(crate) async fn flag_mode_applies_the_event_and_only_records_the_flag() {
     let app =
         spawn_with_config(|c| c.anomaly_action = liveops_server::fairness::AnomalyAction::Flag)
             .await;
@@ -152,7 +152,7 @@ async fn flag_mode_applies_the_event_and_only_records_the_flag() {
 }
 
 #[tokio::test]
-async fn a_jump_far_above_the_players_own_baseline_is_flagged_with_its_reason() {
+pub(crate) async fn a_jump_far_above_the_players_own_baseline_is_flagged_with_its_reason() {
     let app = spawn_app().await;
     for i in 0..12 {
         let xp = 90 + (i * 7) % 25;
@@ -179,7 +179,7 @@ async fn a_jump_far_above_the_players_own_baseline_is_flagged_with_its_reason() 
 }
 
 #[tokio::test]
-async fn three_flags_within_ten_minutes_block_the_player_for_block_sec() {
+pub(crate) async fn three_flags_within_ten_minutes_block_the_player_for_block_sec() {
     let app = spawn_with(Options {
         clock: Some(liveops_domain::ManualClock::new(at(2026, 11, 22, 10))),
         ..Options::default()
@@ -216,7 +216,7 @@ async fn three_flags_within_ten_minutes_block_the_player_for_block_sec() {
 }
 
 #[tokio::test]
-async fn a_fresh_players_absurd_first_event_is_judged_against_the_population() {
+pub(crate) async fn a_fresh_players_absurd_first_event_is_judged_against_the_population() {
     let app = spawn_app().await;
     let mut events = Vec::new();
     for p in 0..25 {

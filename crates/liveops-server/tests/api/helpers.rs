@@ -1,4 +1,5 @@
-//! `spawn_app()`: a real server on a random port with a fresh data dir, and per-endpoint helpers.
+//! `spawn_app()`: a real server on a random port with a fresh data dir (on the engines when the
+//! test runs under `engines::engines`), and per-endpoint helpers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         .data_dir
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
     let mut cfg = Config::for_tests(data_dir.path().to_path_buf(), SECRET);
+    // On PostgreSQL + Redis + NATS when the test runs under `engines::engines`.
+    crate::engines::configure(data_dir.path(), &mut cfg).await;
     // Tests send far more than a player's 50 requests a minute; the limit has its own test.
     cfg.rate_limit_max = 0;
     cfg.flood_max_per_sec = 0;

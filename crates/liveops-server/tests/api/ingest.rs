@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 #[tokio::test]
-async fn accepted_event_is_202_with_its_event_id() {
+pub(crate) async fn accepted_event_is_202_with_its_event_id() {
     let app = spawn_app().await;
     let r = app.post(&progression("ev-1", "player_one", 150)).await;
     assert_eq!(r.status, 202, "{}", r.body);
@@ -16,7 +16,7 @@ async fn accepted_event_is_202_with_its_event_id() {
 }
 
 #[tokio::test]
-async fn server_assigns_a_uuid_v7_when_the_event_id_is_missing() {
+pub(crate) async fn server_assigns_a_uuid_v7_when_the_event_id_is_missing() {
     let app = spawn_app().await;
     let mut e = progression("x", "player_one", 10);
     e.as_object_mut().unwrap().remove("eventId");
@@ -28,7 +28,7 @@ async fn server_assigns_a_uuid_v7_when_the_event_id_is_missing() {
 }
 
 #[tokio::test]
-async fn repeated_event_id_is_208_and_applied_once() {
+pub(crate) async fn repeated_event_id_is_208_and_applied_once() {
     let app = spawn_app().await;
     let e = progression("dup-1", "player_dup", 100);
     assert_eq!(app.post(&e).await.status, 202);
@@ -52,7 +52,7 @@ async fn repeated_event_id_is_208_and_applied_once() {
 }
 
 #[tokio::test]
-async fn same_idempotency_key_and_body_replays_the_original_event_id() {
+pub(crate) async fn same_idempotency_key_and_body_replays_the_original_event_id() {
     let app = spawn_app().await;
     let mut e = progression("x", "player_idem", 40);
     e.as_object_mut().unwrap().remove("eventId");
@@ -70,7 +70,7 @@ async fn same_idempotency_key_and_body_replays_the_original_event_id() {
 }
 
 #[tokio::test]
-async fn same_idempotency_key_with_another_body_is_409() {
+pub(crate) async fn same_idempotency_key_with_another_body_is_409() {
     let app = spawn_app().await;
     assert_eq!(
         app.post_with(
@@ -92,7 +92,7 @@ async fn same_idempotency_key_with_another_body_is_409() {
 }
 
 #[tokio::test]
-async fn idempotency_key_is_forgotten_after_idemp_ttl() {
+pub(crate) async fn idempotency_key_is_forgotten_after_idemp_ttl() {
     let app = spawn_with_config(|c| c.idemp_ttl = Duration::from_millis(300)).await;
     assert_eq!(
         app.post_with(
@@ -114,7 +114,7 @@ async fn idempotency_key_is_forgotten_after_idemp_ttl() {
 }
 
 #[tokio::test]
-async fn overlong_idempotency_key_is_400() {
+pub(crate) async fn overlong_idempotency_key_is_400() {
     let app = spawn_app().await;
     let key = "k".repeat(256);
     let r = app
@@ -132,7 +132,7 @@ fn body_of(e: &Value) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn missing_signature_is_401() {
+pub(crate) async fn missing_signature_is_401() {
     let app = spawn_app().await;
     let r = app
         .client
@@ -148,7 +148,7 @@ async fn missing_signature_is_401() {
 }
 
 #[tokio::test]
-async fn wrong_signature_is_401_and_nothing_is_applied() {
+pub(crate) async fn wrong_signature_is_401_and_nothing_is_applied() {
     let app = spawn_app().await;
     let body = body_of(&progression("s-2", "player_sig", 1));
     let sig = sign_request(b"another-secret-another-secret-another", &body, None);
@@ -168,7 +168,7 @@ async fn wrong_signature_is_401_and_nothing_is_applied() {
 }
 
 #[tokio::test]
-async fn both_signature_header_forms_are_accepted() {
+pub(crate) async fn both_signature_header_forms_are_accepted() {
     let app = spawn_app().await;
     for (i, prefix) in ["", "sha256="].iter().enumerate() {
         let body = body_of(&progression(&format!("f-{i}"), "player_sig", 1));
@@ -205,7 +205,7 @@ async fn post_with_timestamp(app: &TestApp, id: &str, ts: i64) -> liveops_client
 }
 
 #[tokio::test]
-async fn timestamps_outside_the_tolerance_are_401_stale_timestamp() {
+pub(crate) async fn timestamps_outside_the_tolerance_are_401_stale_timestamp() {
     let app = spawn_app().await;
     let now = chrono::Utc::now().timestamp();
     assert_eq!(post_with_timestamp(&app, "ts-ok", now).await.status, 202);
@@ -234,7 +234,7 @@ async fn timestamps_outside_the_tolerance_are_401_stale_timestamp() {
 }
 
 #[tokio::test]
-async fn require_timestamp_refuses_unstamped_requests() {
+pub(crate) async fn require_timestamp_refuses_unstamped_requests() {
     let app = spawn_with_config(|c| c.require_timestamp = true).await;
     let r = app.post(&progression("rt-1", "player_ts", 1)).await;
     assert_eq!(r.status, 401);
@@ -244,7 +244,7 @@ async fn require_timestamp_refuses_unstamped_requests() {
 }
 
 #[tokio::test]
-async fn rotated_keys_are_picked_with_x_key_id() {
+pub(crate) async fn rotated_keys_are_picked_with_x_key_id() {
     let rotated = "rotated-key-rotated-key-rotated-key-1";
     let app = spawn_with_config(move |c| {
         c.hmac_keys = vec![(
@@ -282,7 +282,7 @@ async fn rotated_keys_are_picked_with_x_key_id() {
 }
 
 #[tokio::test]
-async fn body_that_is_not_json_is_400_invalid_json() {
+pub(crate) async fn body_that_is_not_json_is_400_invalid_json() {
     let app = spawn_app().await;
     let r = app
         .client
@@ -294,7 +294,7 @@ async fn body_that_is_not_json_is_400_invalid_json() {
 }
 
 #[tokio::test]
-async fn schema_violations_are_400_invalid_event_naming_the_field() {
+pub(crate) async fn schema_violations_are_400_invalid_event_naming_the_field() {
     let app = spawn_app().await;
     let mut e = progression("v-1", "player_v", 0);
     let r = app.post(&e).await;
@@ -319,7 +319,7 @@ async fn schema_violations_are_400_invalid_event_naming_the_field() {
 }
 
 #[tokio::test]
-async fn near_miss_field_names_get_a_did_you_mean() {
+pub(crate) async fn near_miss_field_names_get_a_did_you_mean() {
     let app = spawn_app().await;
     let e = json!({"type": "progression", "player_id": "player_v", "ts": 1,
         "payload": {"deltaXp": 1, "activity": "a"}});
@@ -337,7 +337,7 @@ async fn near_miss_field_names_get_a_did_you_mean() {
 }
 
 #[tokio::test]
-async fn wrong_content_type_is_415() {
+pub(crate) async fn wrong_content_type_is_415() {
     let app = spawn_app().await;
     let body = body_of(&progression("ct-1", "player_ct", 1));
     let sig = sign_request(SECRET.as_bytes(), &body, None);
@@ -355,7 +355,7 @@ async fn wrong_content_type_is_415() {
 }
 
 #[tokio::test]
-async fn bodies_over_the_limits_are_413() {
+pub(crate) async fn bodies_over_the_limits_are_413() {
     let app = spawn_app().await;
     let mut e = progression("big-1", "player_big", 1);
     e["payload"]["note"] = json!("x".repeat(65 * 1024));
@@ -368,7 +368,7 @@ async fn bodies_over_the_limits_are_413() {
 }
 
 #[tokio::test]
-async fn client_over_rate_limit_max_gets_429_with_retry_after() {
+pub(crate) async fn client_over_rate_limit_max_gets_429_with_retry_after() {
     let app = spawn_with_config(|c| c.rate_limit_max = 3).await;
     for i in 0..3 {
         assert_eq!(
@@ -390,7 +390,7 @@ async fn client_over_rate_limit_max_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn rate_limit_exempt_clients_skip_the_limit() {
+pub(crate) async fn rate_limit_exempt_clients_skip_the_limit() {
     let app = spawn_with_config(|c| {
         c.rate_limit_max = 1;
         c.rate_limit_exempt = vec!["127.0.0.0/8".parse().unwrap()];
@@ -407,7 +407,7 @@ async fn rate_limit_exempt_clients_skip_the_limit() {
 }
 
 #[tokio::test]
-async fn batch_answers_one_result_per_event_in_order() {
+pub(crate) async fn batch_answers_one_result_per_event_in_order() {
     let app = spawn_app().await;
     let events = vec![
         progression("b-1", "player_batch", 10),
@@ -431,7 +431,7 @@ async fn batch_answers_one_result_per_event_in_order() {
 }
 
 #[tokio::test]
-async fn batch_over_500_events_is_400() {
+pub(crate) async fn batch_over_500_events_is_400() {
     let app = spawn_app().await;
     let events: Vec<Value> = (0..501)
         .map(|i| progression(&format!("m-{i}"), "player_batch", 1))
@@ -442,7 +442,7 @@ async fn batch_over_500_events_is_400() {
 }
 
 #[tokio::test]
-async fn refusals_are_counted_by_reason() {
+pub(crate) async fn refusals_are_counted_by_reason() {
     let app = spawn_app().await;
     let r = app
         .client
@@ -464,7 +464,8 @@ async fn refusals_are_counted_by_reason() {
 }
 
 #[tokio::test]
-async fn player_over_flood_max_per_sec_gets_429_player_flooding_and_nothing_is_applied() {
+pub(crate) async fn player_over_flood_max_per_sec_gets_429_player_flooding_and_nothing_is_applied()
+{
     let app = spawn_with_config(|c| c.flood_max_per_sec = 3).await;
     for i in 0..3 {
         assert_eq!(

@@ -1,10 +1,12 @@
 //! Black-box API tests: a real server on a random port, hit over HTTP (zero2prod `tests/api`).
 
 mod admin;
+mod engines;
 mod fairness;
 mod helpers;
 mod ingest;
 mod leaderboards;
+mod on_engines;
 mod ops;
 mod progression;
 mod redis;

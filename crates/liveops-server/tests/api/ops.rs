@@ -3,7 +3,7 @@
 use crate::helpers::*;
 
 #[tokio::test]
-async fn health_and_readiness_answer() {
+pub(crate) async fn health_and_readiness_answer() {
     let app = spawn_app().await;
     assert_eq!(app.get("/healthz").await.status, 200);
     let r = app.get("/readyz").await;
@@ -12,7 +12,7 @@ async fn health_and_readiness_answer() {
 }
 
 #[tokio::test]
-async fn metrics_expose_the_spec_names() {
+pub(crate) async fn metrics_expose_the_spec_names() {
     let app = spawn_app().await;
     app.post(&progression("m-1", "player_m", 5)).await;
     app.wait_for_xp("player_m", 5).await;
@@ -33,7 +33,7 @@ async fn metrics_expose_the_spec_names() {
 }
 
 #[tokio::test]
-async fn openapi_document_lists_the_endpoints() {
+pub(crate) async fn openapi_document_lists_the_endpoints() {
     let app = spawn_app().await;
     let doc = app.get("/openapi.json").await.body;
     for path in [
@@ -53,13 +53,13 @@ async fn openapi_document_lists_the_endpoints() {
 }
 
 #[tokio::test]
-async fn unknown_routes_are_404() {
+pub(crate) async fn unknown_routes_are_404() {
     let app = spawn_app().await;
     assert_eq!(app.get("/nope").await.status, 404);
 }
 
 #[tokio::test]
-async fn every_answer_carries_a_trace_id_taken_from_traceparent_when_sent() {
+pub(crate) async fn every_answer_carries_a_trace_id_taken_from_traceparent_when_sent() {
     let app = spawn_app().await;
     let r = app.get("/healthz").await;
     let generated = r.header("x-trace-id").expect("X-Trace-Id").to_string();

@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 #[tokio::test]
-async fn xp_and_levels_follow_the_rules_for_every_event_type() {
+pub(crate) async fn xp_and_levels_follow_the_rules_for_every_event_type() {
     let app = spawn_app().await;
     assert_eq!(
         app.post(&progression("p-1", "player_xp", 150)).await.status,
@@ -42,7 +42,7 @@ async fn xp_and_levels_follow_the_rules_for_every_event_type() {
 }
 
 #[tokio::test]
-async fn unknown_player_is_404_and_a_malformed_id_is_400() {
+pub(crate) async fn unknown_player_is_404_and_a_malformed_id_is_400() {
     let app = spawn_app().await;
     let r = app.get("/players/nobody_here/progress").await;
     assert_eq!(r.status, 404);
@@ -54,7 +54,7 @@ async fn unknown_player_is_404_and_a_malformed_id_is_400() {
 }
 
 #[tokio::test]
-async fn each_level_grants_gold_and_every_fifth_a_rare_chest() {
+pub(crate) async fn each_level_grants_gold_and_every_fifth_a_rare_chest() {
     let app = spawn_app().await;
     app.post(&progression("r-1", "player_rw", 5200)).await;
     app.wait_for_xp("player_rw", 5200).await;
@@ -85,7 +85,7 @@ async fn each_level_grants_gold_and_every_fifth_a_rare_chest() {
 }
 
 #[tokio::test]
-async fn claiming_an_earned_reward_returns_a_signed_receipt_once() {
+pub(crate) async fn claiming_an_earned_reward_returns_a_signed_receipt_once() {
     let app = spawn_app().await;
     app.post(&progression("c-1", "player_cl", 1000)).await;
     app.wait_for_xp("player_cl", 1000).await;
@@ -132,7 +132,7 @@ async fn claiming_an_earned_reward_returns_a_signed_receipt_once() {
 }
 
 #[tokio::test]
-async fn a_reward_not_earned_cannot_be_claimed() {
+pub(crate) async fn a_reward_not_earned_cannot_be_claimed() {
     let app = spawn_app().await;
     app.post(&progression("n-1", "player_nc", 1000)).await;
     app.wait_for_xp("player_nc", 1000).await;
@@ -151,7 +151,7 @@ async fn a_reward_not_earned_cannot_be_claimed() {
 }
 
 #[tokio::test]
-async fn claims_must_be_signed() {
+pub(crate) async fn claims_must_be_signed() {
     let app = spawn_app().await;
     let body =
         serde_json::to_vec(&json!({"playerId": "player_cl", "rewardId": "lvl2_gold_100"})).unwrap();
@@ -169,7 +169,7 @@ async fn claims_must_be_signed() {
 }
 
 #[tokio::test]
-async fn receipts_verify_until_tampered_or_24_hours_old() {
+pub(crate) async fn receipts_verify_until_tampered_or_24_hours_old() {
     let app = spawn_at(at(2026, 11, 22, 10)).await;
     app.post(&progression("v-1", "player_rc", 1000)).await;
     app.wait_for_xp("player_rc", 1000).await;
@@ -199,7 +199,7 @@ async fn receipts_verify_until_tampered_or_24_hours_old() {
 }
 
 #[tokio::test]
-async fn progress_survives_a_restart_and_is_not_applied_twice() {
+pub(crate) async fn progress_survives_a_restart_and_is_not_applied_twice() {
     let app = spawn_app().await;
     for i in 0..20 {
         app.post(&progression(&format!("rs-{i}"), "player_rs", 100))

@@ -40,7 +40,7 @@ async fn post_as(
 }
 
 #[tokio::test]
-async fn a_guest_session_signs_events_for_its_own_player_only() {
+pub(crate) async fn a_guest_session_signs_events_for_its_own_player_only() {
     let app = spawn_app().await;
     let s = open_session(&app, json!({})).await;
     assert_eq!(s.status, 200, "{}", s.body);
@@ -85,7 +85,7 @@ async fn a_guest_session_signs_events_for_its_own_player_only() {
 }
 
 #[tokio::test]
-async fn a_chosen_player_id_is_kept_and_a_forged_token_is_refused() {
+pub(crate) async fn a_chosen_player_id_is_kept_and_a_forged_token_is_refused() {
     let app = spawn_app().await;
     let s = open_session(&app, json!({"playerId": "browser_player"})).await;
     assert_eq!(s.body["playerId"], "browser_player");
@@ -121,7 +121,7 @@ async fn a_chosen_player_id_is_kept_and_a_forged_token_is_refused() {
 }
 
 #[tokio::test]
-async fn sessions_expire_after_an_hour() {
+pub(crate) async fn sessions_expire_after_an_hour() {
     let app = spawn_at(at(2026, 11, 22, 10)).await;
     let s = open_session(&app, json!({})).await.body;
     let player = s["playerId"].as_str().unwrap().to_string();
@@ -135,7 +135,7 @@ async fn sessions_expire_after_an_hour() {
 }
 
 #[tokio::test]
-async fn session_issue_is_rate_limited_per_client_and_can_be_switched_off() {
+pub(crate) async fn session_issue_is_rate_limited_per_client_and_can_be_switched_off() {
     let app = spawn_with_config(|c| c.session_issue_per_minute = 2).await;
     assert_eq!(open_session(&app, json!({})).await.status, 200);
     assert_eq!(open_session(&app, json!({})).await.status, 200);

@@ -95,7 +95,7 @@ fn score_of(board: &Value, player: &str) -> Option<i64> {
 }
 
 #[tokio::test]
-async fn the_stream_sends_the_board_at_connect_and_again_after_an_event() {
+pub(crate) async fn the_stream_sends_the_board_at_connect_and_again_after_an_event() {
     let app = spawn_app().await;
     app.post(&progression("st-0", "player_early", 40)).await;
     app.eventually("/leaderboard?window=daily", |r| r.body["total"] == 1)
@@ -125,7 +125,7 @@ async fn the_stream_sends_the_board_at_connect_and_again_after_an_event() {
 }
 
 #[tokio::test]
-async fn the_default_window_is_weekly_and_limit_cuts_the_entries() {
+pub(crate) async fn the_default_window_is_weekly_and_limit_cuts_the_entries() {
     let app = spawn_app().await;
     for (i, xp) in [10, 20, 30].iter().enumerate() {
         app.post(&progression(
@@ -146,7 +146,7 @@ async fn the_default_window_is_weekly_and_limit_cuts_the_entries() {
 }
 
 #[tokio::test]
-async fn bad_stream_parameters_are_400_json_errors() {
+pub(crate) async fn bad_stream_parameters_are_400_json_errors() {
     let app = spawn_app().await;
     for (query, field) in [
         ("?window=hourly", "window"),
@@ -163,7 +163,7 @@ async fn bad_stream_parameters_are_400_json_errors() {
 }
 
 #[tokio::test]
-async fn a_burst_of_changes_reaches_a_client_as_a_few_coalesced_updates() {
+pub(crate) async fn a_burst_of_changes_reaches_a_client_as_a_few_coalesced_updates() {
     let app = spawn_app().await;
     let mut sse = SseClient::open(&app, "?window=daily").await;
     assert_eq!(sse.next().await["total"], 0);
@@ -200,7 +200,7 @@ async fn a_burst_of_changes_reaches_a_client_as_a_few_coalesced_updates() {
 }
 
 #[tokio::test]
-async fn a_client_leaving_does_not_disturb_the_others_on_its_feed() {
+pub(crate) async fn a_client_leaving_does_not_disturb_the_others_on_its_feed() {
     let app = spawn_app().await;
     let mut a = SseClient::open(&app, "?window=seasonal").await;
     let mut b = SseClient::open(&app, "?window=seasonal").await;
@@ -213,7 +213,7 @@ async fn a_client_leaving_does_not_disturb_the_others_on_its_feed() {
 }
 
 #[tokio::test]
-async fn an_open_stream_does_not_hold_up_shutdown() {
+pub(crate) async fn an_open_stream_does_not_hold_up_shutdown() {
     let app = spawn_app().await;
     let mut sse = SseClient::open(&app, "?window=weekly").await;
     sse.next().await;
@@ -227,7 +227,7 @@ async fn an_open_stream_does_not_hold_up_shutdown() {
 }
 
 #[tokio::test]
-async fn the_stream_is_in_the_openapi_document() {
+pub(crate) async fn the_stream_is_in_the_openapi_document() {
     let app = spawn_app().await;
     let doc = app.get("/openapi.json").await.body;
     assert!(

@@ -4,7 +4,7 @@
 use crate::helpers::*;
 
 #[tokio::test]
-async fn the_dashboard_and_the_game_are_served_with_a_strict_policy() {
+pub(crate) async fn the_dashboard_and_the_game_are_served_with_a_strict_policy() {
     let app = spawn_app().await;
     for (path, marker) in [("/", "operator dashboard"), ("/play", "demo game")] {
         let r = app.get(path).await;
@@ -23,7 +23,7 @@ async fn the_dashboard_and_the_game_are_served_with_a_strict_policy() {
 }
 
 #[tokio::test]
-async fn every_asset_a_page_references_is_served_with_its_type() {
+pub(crate) async fn every_asset_a_page_references_is_served_with_its_type() {
     let app = spawn_app().await;
     for page in ["/", "/play"] {
         let html = app.get(page).await.text;
@@ -53,7 +53,7 @@ async fn every_asset_a_page_references_is_served_with_its_type() {
 }
 
 #[tokio::test]
-async fn a_known_etag_gets_304_and_unknown_assets_404() {
+pub(crate) async fn a_known_etag_gets_304_and_unknown_assets_404() {
     let app = spawn_app().await;
     let r = app.get("/assets/css/app.css").await;
     let etag = r.header("etag").expect("ETag").to_string();
@@ -76,7 +76,7 @@ async fn a_known_etag_gets_304_and_unknown_assets_404() {
 }
 
 #[tokio::test]
-async fn the_vendored_chart_library_ships_with_its_licence() {
+pub(crate) async fn the_vendored_chart_library_ships_with_its_licence() {
     let app = spawn_app().await;
     let licence = app.get("/assets/vendor/uplot/LICENSE").await;
     assert_eq!(licence.status, 200);

@@ -1,0 +1,159 @@
+//! Running the same API tests on PostgreSQL + Redis + NATS JetStream (issue 4).
+//!
+//! [`engines`] runs one test function with an engine run active on its thread; while it is,
+//! `spawn_with` (helpers.rs) puts each app on the engines instead of SQLite and memory. The
+//! engine resources follow the test's data dir, which is what a test already uses to say "the
+//! same deployment": a fresh data dir gets a fresh database, Redis namespace and JetStream
+//! stream, and a restart that passes the old data dir back gets the same ones again. Everything
+//! is removed when the test ends, also when it panics (the guards drop during unwinding, after
+//! the test's runtime, and with it the servers, has shut down).
+//!
+//! A `#[tokio::test]` function is a plain `fn()` that builds its own runtime on the calling
+//! thread, so a thread-local set here is seen by `spawn_with` inside it.
+
+use std::cell::RefCell;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use liveops_bus::testing::{nats_url, TestBus};
+use liveops_hotstate::testing::{redis_url, WipeOnDrop};
+use liveops_server::config::{Bus, Database, Secret};
+use liveops_server::Config;
+use liveops_store::testing::{temp_postgres, TempPostgres, DEFAULT_TEST_PG};
+
+/// PostgreSQL connections per app: a test app needs few, and several test binaries of several
+/// engineers share one server (`max_connections` 100).
+const POOL_PER_APP: u32 = 6;
+
+/// The engines of one deployment (one data dir). Fields drop in order: Redis keys, the
+/// JetStream stream, then the database.
+struct Deployment {
+    data_dir: PathBuf,
+    /// Held for its `Drop`, which deletes the namespace's keys.
+    _redis: WipeOnDrop,
+    bus: TestBus,
+    pg: TempPostgres,
+}
+
+thread_local! {
+    /// `Some` while [`engines`] runs a test on this thread: the deployments made so far.
+    static RUN: RefCell<Option<Vec<Deployment>>> = const { RefCell::new(None) };
+}
+
+/// Clears the thread's run and drops its deployments (also while unwinding from a panic).
+struct RunGuard;
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let deployments = RUN.with(|r| r.borrow_mut().take());
+        drop(deployments);
+    }
+}
+
+/// Runs `test` with its apps on PostgreSQL + Redis + NATS. When an engine is unreachable the
+/// test fails under `CI=true` and is otherwise skipped with one line.
+pub fn engines(test: fn()) {
+    if let Err(missing) = engines_reachable() {
+        liveops_store::testing::engine_missing("an engine of PostgreSQL + Redis + NATS", missing);
+        return;
+    }
+    RUN.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    let _guard = RunGuard;
+    test();
+}
+
+/// The engines' addresses: `LIVEOPS_TEST_PG`, `LIVEOPS_TEST_REDIS`, `LIVEOPS_TEST_NATS`, or the
+/// machine's defaults.
+fn pg_admin_url() -> String {
+    std::env::var("LIVEOPS_TEST_PG").unwrap_or_else(|_| DEFAULT_TEST_PG.into())
+}
+
+/// Checked once per test binary: each engine accepts TCP connections. `Err` names the first
+/// that does not.
+fn engines_reachable() -> Result<(), &'static str> {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            for (engine, url) in [
+                ("PostgreSQL", pg_admin_url()),
+                ("Redis", redis_url()),
+                ("NATS", nats_url()),
+            ] {
+                if !accepts_tcp(&url) {
+                    return Err(format!("{engine} at {url}"));
+                }
+            }
+            Ok(())
+        })
+        .as_ref()
+        .map_err(String::as_str)
+        .copied()
+}
+
+/// Whether the host:port of `url` (scheme, credentials, path and query ignored) accepts a TCP
+/// connection within a second.
+fn accepts_tcp(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let hostport = rest.split(['/', '?']).next().unwrap_or(rest);
+    let Ok(addrs) = hostport.to_socket_addrs() else {
+        return false;
+    };
+    addrs
+        .into_iter()
+        .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+}
+
+/// When an engine run is active on this thread, points `cfg` at the engines of the deployment
+/// of `data_dir`, making one if this data dir has none yet. Does nothing otherwise.
+pub async fn configure(data_dir: &Path, cfg: &mut Config) {
+    let active = RUN.with(|r| r.borrow().is_some());
+    if !active {
+        return;
+    }
+    let known = RUN.with(|r| {
+        r.borrow().as_ref().and_then(|ds| {
+            ds.iter()
+                .find(|d| d.data_dir == data_dir)
+                .map(|d| (d.pg.url().to_string(), d.bus.namespace().to_string()))
+        })
+    });
+    let (pg_url, namespace) = match known {
+        Some(k) => k,
+        None => {
+            // The engines answered at the start of the run; failing now is a broken setup, not
+            // a missing engine, so the test fails rather than running on the embedded path.
+            let pg = temp_postgres()
+                .await
+                .expect("PostgreSQL answered at the start of the run but not now");
+            let bus = TestBus::new("api").expect("NATS answered at the start of the run");
+            let namespace = bus.namespace().to_string();
+            let redis = WipeOnDrop {
+                url: redis_url(),
+                namespace: namespace.clone(),
+            };
+            let known = (pg.url().to_string(), namespace);
+            let deployment = Deployment {
+                data_dir: data_dir.to_path_buf(),
+                _redis: redis,
+                bus,
+                pg,
+            };
+            RUN.with(|r| {
+                if let Some(ds) = r.borrow_mut().as_mut() {
+                    ds.push(deployment);
+                }
+            });
+            known
+        }
+    };
+    cfg.database = Database::Postgres {
+        url: pg_url,
+        max_connections: POOL_PER_APP,
+    };
+    cfg.bus = Bus::Nats { url: nats_url() };
+    cfg.redis_url = Some(Secret::new(redis_url()));
+    cfg.namespace = namespace;
+}
