@@ -55,8 +55,8 @@ impl Drop for RunGuard {
 /// Runs `test` with its apps on PostgreSQL + Redis + NATS. When an engine is unreachable the
 /// test fails under `CI=true` and is otherwise skipped with one line.
 pub fn engines(test: fn()) {
-    if let Err(missing) = engines_reachable() {
-        liveops_store::testing::engine_missing("an engine of PostgreSQL + Redis + NATS", missing);
+    if let Err((engine, url)) = engines_reachable() {
+        liveops_store::testing::engine_missing(engine, url);
         return;
     }
     RUN.with(|r| *r.borrow_mut() = Some(Vec::new()));
@@ -71,9 +71,9 @@ fn pg_admin_url() -> String {
 }
 
 /// Checked once per test binary: each engine accepts TCP connections. `Err` names the first
-/// that does not.
-fn engines_reachable() -> Result<(), &'static str> {
-    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+/// that does not, and its URL.
+fn engines_reachable() -> Result<(), (&'static str, &'static str)> {
+    static CHECKED: OnceLock<Result<(), (&'static str, String)>> = OnceLock::new();
     CHECKED
         .get_or_init(|| {
             for (engine, url) in [
@@ -82,14 +82,14 @@ fn engines_reachable() -> Result<(), &'static str> {
                 ("NATS", nats_url()),
             ] {
                 if !accepts_tcp(&url) {
-                    return Err(format!("{engine} at {url}"));
+                    return Err((engine, url));
                 }
             }
             Ok(())
         })
         .as_ref()
-        .map_err(String::as_str)
-        .copied()
+        .map(|_| ())
+        .map_err(|(engine, url)| (*engine, url.as_str()))
 }
 
 /// Whether the host:port of `url` (scheme, credentials, path and query ignored) accepts a TCP

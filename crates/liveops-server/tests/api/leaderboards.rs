@@ -236,12 +236,13 @@ pub(crate) async fn running_boards_are_snapshotted_on_snapshot_cron() {
         .join("archive/snapshots/daily/2026-11-22");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let file = loop {
-        if let Some(f) = std::fs::read_dir(&dir)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(Result::ok)
-        {
-            break f.path();
+        // Only a finished snapshot: the archive writes `<millis>.json.tmp` and renames it.
+        if let Some(f) = std::fs::read_dir(&dir).ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "json"))
+        }) {
+            break f;
         }
         assert!(
             std::time::Instant::now() < deadline,
