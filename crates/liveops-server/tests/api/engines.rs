@@ -54,7 +54,7 @@ impl Drop for RunGuard {
 
 /// Runs `test` with its apps on PostgreSQL + Redis + NATS. When an engine is unreachable the
 /// test fails under `CI=true` and is otherwise skipped with one line.
-pub fn engines(test: fn()) {
+pub fn engines(test: impl FnOnce()) {
     if let Err((engine, url)) = engines_reachable() {
         liveops_store::testing::engine_missing(engine, url);
         return;
@@ -66,7 +66,7 @@ pub fn engines(test: fn()) {
 
 /// The engines' addresses: `LIVEOPS_TEST_PG`, `LIVEOPS_TEST_REDIS`, `LIVEOPS_TEST_NATS`, or the
 /// machine's defaults.
-fn pg_admin_url() -> String {
+pub fn pg_admin_url() -> String {
     std::env::var("LIVEOPS_TEST_PG").unwrap_or_else(|_| DEFAULT_TEST_PG.into())
 }
 
@@ -106,6 +106,18 @@ fn accepts_tcp(url: &str) -> bool {
         .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
 }
 
+/// The database URL and the namespace (Redis keys and JetStream stream) of the deployment of
+/// `data_dir` in this thread's engine run, if it has one.
+pub fn deployment_of(data_dir: &Path) -> Option<(String, String)> {
+    RUN.with(|r| {
+        r.borrow().as_ref().and_then(|ds| {
+            ds.iter()
+                .find(|d| d.data_dir == data_dir)
+                .map(|d| (d.pg.url().to_string(), d.bus.namespace().to_string()))
+        })
+    })
+}
+
 /// When an engine run is active on this thread, points `cfg` at the engines of the deployment
 /// of `data_dir`, making one if this data dir has none yet. Does nothing otherwise.
 pub async fn configure(data_dir: &Path, cfg: &mut Config) {
@@ -113,14 +125,7 @@ pub async fn configure(data_dir: &Path, cfg: &mut Config) {
     if !active {
         return;
     }
-    let known = RUN.with(|r| {
-        r.borrow().as_ref().and_then(|ds| {
-            ds.iter()
-                .find(|d| d.data_dir == data_dir)
-                .map(|d| (d.pg.url().to_string(), d.bus.namespace().to_string()))
-        })
-    });
-    let (pg_url, namespace) = match known {
+    let (pg_url, namespace) = match deployment_of(data_dir) {
         Some(k) => k,
         None => {
             // The engines answered at the start of the run; failing now is a broken setup, not

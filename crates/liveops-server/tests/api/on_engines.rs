@@ -122,3 +122,69 @@ on_engines! {
         the_vendored_chart_library_ships_with_its_licence,
     }
 }
+
+/// The harness itself: under `engines` an app really runs on PostgreSQL, JetStream and Redis,
+/// in its own database and namespace, and both are gone once the test is over.
+#[test]
+fn apps_under_engines_are_on_the_engines_and_leave_nothing_behind() {
+    use sqlx::Connection;
+
+    let seen = std::cell::RefCell::new(None);
+    engines(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let app = crate::helpers::spawn_app().await;
+            let e = crate::helpers::progression("h-1", "player_h", 5);
+            assert_eq!(app.post(&e).await.status, 202);
+            app.wait_for_xp("player_h", 5).await;
+            let ready = app.get("/readyz").await.body;
+            for engine in ["store", "bus", "redis"] {
+                assert_eq!(ready["checks"][engine], "ok", "{ready}");
+            }
+            let (url, namespace) = crate::engines::deployment_of(app.data_dir.path())
+                .expect("the app's data dir has a deployment");
+            let mut db = sqlx::PgConnection::connect(&url)
+                .await
+                .expect("test database");
+            let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(&mut db)
+                .await
+                .expect("events table");
+            assert_eq!(stored, 1, "the event is recorded in this test's database");
+            let _ = db.close().await;
+            *seen.borrow_mut() = Some((url, namespace));
+        });
+    });
+    // `None`: the engines are missing and the run was skipped (outside CI).
+    let Some((url, namespace)) = seen.into_inner() else {
+        return;
+    };
+    let name = url.rsplit('/').next().unwrap_or_default().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let left: i64 = rt.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(&crate::engines::pg_admin_url())
+            .await
+            .expect("PostgreSQL");
+        sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await
+            .expect("pg_database")
+    });
+    assert_eq!(left, 0, "database {name} was dropped");
+    let keys = liveops_hotstate::testing::WipeOnDrop {
+        url: liveops_hotstate::testing::redis_url(),
+        namespace,
+    };
+    assert_eq!(
+        keys.wipe().expect("Redis"),
+        0,
+        "the namespace's keys are gone"
+    );
+}
