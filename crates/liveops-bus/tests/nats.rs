@@ -131,6 +131,10 @@ async fn two_gateways_appending_concurrently_share_one_total_order() {
         bus.log(NatsOptions::default()).await.expect("connect"),
         bus.log(NatsOptions::default()).await.expect("connect"),
     ];
+    let mut tails = [
+        gateways[0].tail().expect("tail"),
+        gateways[1].tail().expect("tail"),
+    ];
     let mut tasks = Vec::new();
     for t in 0..8usize {
         let log = gateways[t % 2].clone();
@@ -182,6 +186,23 @@ async fn two_gateways_appending_concurrently_share_one_total_order() {
             "acked seq is the read seq"
         );
     }
+    // Each gateway's tail holds exactly its own events, in runs that say precisely which seqs
+    // they cover, so an in-process consumer can never skip the other gateway's events.
+    let mut from_tails = 0;
+    for tail in &mut tails {
+        while let Ok(batch) = tail.try_recv() {
+            let seqs: Vec<u64> = batch.events.iter().map(|e| e.seq).collect();
+            assert_eq!(
+                seqs,
+                ((batch.prev_head + 1)..=batch.head).collect::<Vec<_>>()
+            );
+            for e in batch.events.iter() {
+                assert_eq!(acked[e.event.event_id.as_str()], e.seq);
+            }
+            from_tails += seqs.len();
+        }
+    }
+    assert_eq!(from_tails, total);
 }
 
 #[tokio::test]
