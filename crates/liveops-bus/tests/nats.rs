@@ -495,3 +495,44 @@ async fn appends_fail_fast_while_nats_is_down_and_resume_on_the_same_log() {
     assert_eq!(all.last().map(|e| e.seq), Some(seq));
     assert!(seq > before.last().map(|(_, s)| *s).unwrap_or(0));
 }
+
+#[tokio::test]
+async fn the_duplicate_window_comes_from_the_options_and_bounds_deduplication() {
+    let Some(bus) = TestBus::new("dup_window") else {
+        return;
+    };
+    let stream_window = |url: String, stream: String| async move {
+        let client = async_nats::connect(url).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let mut s = js.get_stream(stream).await.expect("stream");
+        s.info().await.expect("info").config.duplicate_window
+    };
+    let first = bus.log(NatsOptions::default()).await.expect("connect");
+    assert_eq!(
+        stream_window(bus.url().into(), first.stream_name().into()).await,
+        Duration::from_secs(600)
+    );
+
+    // A restart with another IDEMP_TTL brings the existing stream to it.
+    let short = NatsOptions {
+        duplicate_window: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let log = bus.log(short).await.expect("connect");
+    assert_eq!(
+        stream_window(bus.url().into(), log.stream_name().into()).await,
+        Duration::from_secs(1)
+    );
+
+    let e = event("window-1", "player_8", 1);
+    let seq = seq_of(&log.append(vec![e.clone()]).await.expect("append")[0]);
+    assert_eq!(
+        log.append(vec![e.clone()]).await.expect("append"),
+        vec![Appended::Duplicate]
+    );
+    // Past the window the bus stores a repeat again, under a new seq: permanent dedup by
+    // eventId is the system of record's job (see the crate documentation).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = seq_of(&log.append(vec![e]).await.expect("append")[0]);
+    assert!(again > seq);
+}
