@@ -1,7 +1,7 @@
 //! Appends per second into the JetStream log, against the machine's NATS (or
 //! `LIVEOPS_TEST_NATS`), in a namespace of its own that is deleted afterwards.
 //!
-//! `cargo run -p liveops-bus --example append_throughput [seconds per run, default 5]
+//! `cargo run -p liveops-bus --example bus_append_throughput [seconds per run, default 5]
 //! [single-event appenders, default 64]`
 //!
 //! Runs: concurrent single-event appenders (64 by default); batches of 100 from 1 and from 8 concurrent
