@@ -29,7 +29,7 @@ use async_nats::jetstream::ErrorCode;
 use futures::StreamExt;
 use liveops_store::LoggedEvent;
 
-use crate::log::check_name;
+use crate::log::{check_name, MAX_PULL};
 use crate::{codec, BusError, NatsEventLog};
 
 /// How a role consumer is created. [`Default`] gives the documented defaults.
@@ -177,7 +177,7 @@ impl RoleConsumer {
         &self.name
     }
 
-    /// Up to `max` deliveries, in stream order for first deliveries (redeliveries come when
+    /// Up to `max` (at most 10 000) deliveries, in stream order for first deliveries (redeliveries come when
     /// their `ack_wait` ends). Returns at once with what is there; when nothing is, waits up to
     /// `wait` for the first message and returns as soon as it arrives (with whatever followed
     /// it), so an idle role neither spins nor adds latency.
@@ -185,6 +185,7 @@ impl RoleConsumer {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let max = max.min(MAX_PULL);
         self.log.ensure_connected()?;
         let mut out = self.pull(max, None).await?;
         if out.is_empty() && !wait.is_zero() {

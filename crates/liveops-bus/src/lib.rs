@@ -17,9 +17,11 @@
 pub mod codec;
 mod consumer;
 mod error;
+mod feed;
 mod log;
 pub mod testing;
 
 pub use consumer::{Delivery, RoleConsumer, RoleConsumerState, RoleOptions};
 pub use error::BusError;
+pub use feed::RoleFeed;
 pub use log::{NatsEventLog, NatsOptions};

@@ -58,6 +58,9 @@ const MAX_READERS: usize = 8;
 /// reusing it well before that, so a reused reader is normally still alive.
 const READER_INACTIVE: Duration = Duration::from_secs(30);
 const READER_REUSE: Duration = Duration::from_secs(20);
+/// The most messages one pull request asks for; a larger `limit` returns this many (callers
+/// page on, as "at most `limit`" allows).
+pub(crate) const MAX_PULL: usize = 10_000;
 
 /// How the log's stream and connection are set up. [`Default`] gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -423,6 +426,7 @@ impl NatsEventLog {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let limit = limit.min(MAX_PULL);
         let start = after.saturating_add(1);
         let mut reader = match self.take_reader(start) {
             Some(r) => r,

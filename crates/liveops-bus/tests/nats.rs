@@ -131,6 +131,10 @@ async fn two_gateways_appending_concurrently_share_one_total_order() {
         bus.log(NatsOptions::default()).await.expect("connect"),
         bus.log(NatsOptions::default()).await.expect("connect"),
     ];
+    let mut tails = [
+        gateways[0].tail().expect("tail"),
+        gateways[1].tail().expect("tail"),
+    ];
     let mut tasks = Vec::new();
     for t in 0..8usize {
         let log = gateways[t % 2].clone();
@@ -182,6 +186,23 @@ async fn two_gateways_appending_concurrently_share_one_total_order() {
             "acked seq is the read seq"
         );
     }
+    // Each gateway's tail holds exactly its own events, in runs that say precisely which seqs
+    // they cover, so an in-process consumer can never skip the other gateway's events.
+    let mut from_tails = 0;
+    for tail in &mut tails {
+        while let Ok(batch) = tail.try_recv() {
+            let seqs: Vec<u64> = batch.events.iter().map(|e| e.seq).collect();
+            assert_eq!(
+                seqs,
+                ((batch.prev_head + 1)..=batch.head).collect::<Vec<_>>()
+            );
+            for e in batch.events.iter() {
+                assert_eq!(acked[e.event.event_id.as_str()], e.seq);
+            }
+            from_tails += seqs.len();
+        }
+    }
+    assert_eq!(from_tails, total);
 }
 
 #[tokio::test]
@@ -473,4 +494,45 @@ async fn appends_fail_fast_while_nats_is_down_and_resume_on_the_same_log() {
     }
     assert_eq!(all.last().map(|e| e.seq), Some(seq));
     assert!(seq > before.last().map(|(_, s)| *s).unwrap_or(0));
+}
+
+#[tokio::test]
+async fn the_duplicate_window_comes_from_the_options_and_bounds_deduplication() {
+    let Some(bus) = TestBus::new("dup_window") else {
+        return;
+    };
+    let stream_window = |url: String, stream: String| async move {
+        let client = async_nats::connect(url).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let mut s = js.get_stream(stream).await.expect("stream");
+        s.info().await.expect("info").config.duplicate_window
+    };
+    let first = bus.log(NatsOptions::default()).await.expect("connect");
+    assert_eq!(
+        stream_window(bus.url().into(), first.stream_name().into()).await,
+        Duration::from_secs(600)
+    );
+
+    // A restart with another IDEMP_TTL brings the existing stream to it.
+    let short = NatsOptions {
+        duplicate_window: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let log = bus.log(short).await.expect("connect");
+    assert_eq!(
+        stream_window(bus.url().into(), log.stream_name().into()).await,
+        Duration::from_secs(1)
+    );
+
+    let e = event("window-1", "player_8", 1);
+    let seq = seq_of(&log.append(vec![e.clone()]).await.expect("append")[0]);
+    assert_eq!(
+        log.append(vec![e.clone()]).await.expect("append"),
+        vec![Appended::Duplicate]
+    );
+    // Past the window the bus stores a repeat again, under a new seq: permanent dedup by
+    // eventId is the system of record's job (see the crate documentation).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = seq_of(&log.append(vec![e]).await.expect("append")[0]);
+    assert!(again > seq);
 }

@@ -267,17 +267,33 @@ impl Application {
         if role.runs(Role::Fairness) {
             let log = services.log.clone();
             let cursors = services.progress.clone();
+            let bus = services.bus.clone();
             workers.spawn(crate::leader::run_as_leader(
                 election.clone(),
                 crate::fairness::CONSUMER,
                 shutdown.clone(),
                 move |stop| {
-                    crate::fairness::run_worker(
-                        fairness.clone(),
-                        log.clone(),
-                        cursors.clone(),
-                        stop,
-                    )
+                    let (fairness, log, cursors) = (fairness.clone(), log.clone(), cursors.clone());
+                    let bus = bus.clone();
+                    async move {
+                        // On JetStream, the leader reads through the role's durable consumer,
+                        // positioned at the committed cursor, acking after each commit.
+                        let log: Arc<dyn EventLog> = match bus {
+                            Some(bus) => {
+                                let cursor = cursors.cursor(crate::fairness::CONSUMER).await?;
+                                Arc::new(
+                                    liveops_bus::RoleFeed::open(
+                                        bus,
+                                        crate::fairness::CONSUMER,
+                                        cursor,
+                                    )
+                                    .await?,
+                                )
+                            }
+                            None => log,
+                        };
+                        crate::fairness::run_worker(fairness, log, cursors, stop).await
+                    }
                 },
             ));
         }

@@ -44,6 +44,8 @@ pub struct Services {
     pub election: Election,
     /// PostgreSQL, when it is the system of record (cursor polling across processes).
     pub postgres: Option<PgStore>,
+    /// JetStream, when it is the durable log (the fairness leader's durable consumer).
+    pub bus: Option<NatsEventLog>,
 }
 
 impl Services {
@@ -63,6 +65,7 @@ impl Services {
             clock,
             election: Election::Alone,
             postgres: None,
+            bus: None,
         })
     }
 
@@ -78,6 +81,7 @@ impl Services {
         let store = PgStore::connect(url, max_connections)
             .await
             .context("connecting to PostgreSQL (DB_URL)")?;
+        let mut nats = None;
         let (log, external_log): (Arc<dyn EventLog>, bool) = match &cfg.bus {
             Bus::InMem => (Arc::new(store.clone()), false),
             Bus::Nats { url } => {
@@ -90,6 +94,7 @@ impl Services {
                 let bus = NatsEventLog::connect(url, &cfg.namespace, opts)
                     .await
                     .context("connecting to NATS JetStream (BUS_CONN)")?;
+                nats = Some(bus.clone());
                 (
                     Arc::new(SequencedLog {
                         bus,
@@ -116,6 +121,7 @@ impl Services {
                 namespace: cfg.namespace.clone(),
             },
             postgres: Some(store),
+            bus: nats,
         })
     }
 }

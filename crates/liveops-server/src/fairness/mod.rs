@@ -305,7 +305,10 @@ async fn decide(
     };
     // An eventId the store already had (a repeat past the bus's dedup window) is not applied.
     let flags: Vec<FlagRecord> = match &recorded {
-        Some(seqs) => flags.into_iter().filter(|f| seqs.contains(&f.seq)).collect(),
+        Some(seqs) => flags
+            .into_iter()
+            .filter(|f| seqs.contains(&f.seq))
+            .collect(),
         None => flags,
     };
     for f in &flags {
@@ -324,21 +327,19 @@ async fn decide(
         .filter(|f| !f.status.applies())
         .map(|f| f.seq)
         .collect();
-    let events = if held.is_empty()
-        && recorded.is_none()
-        && batch.first().is_some_and(|e| e.seq > prev)
-    {
-        batch.clone()
-    } else {
-        Arc::new(
-            batch
-                .iter()
-                .filter(|e| e.seq > prev && !held.contains(&e.seq))
-                .filter(|e| recorded.as_ref().is_none_or(|r| r.contains(&e.seq)))
-                .cloned()
-                .collect(),
-        )
-    };
+    let events =
+        if held.is_empty() && recorded.is_none() && batch.first().is_some_and(|e| e.seq > prev) {
+            batch.clone()
+        } else {
+            Arc::new(
+                batch
+                    .iter()
+                    .filter(|e| e.seq > prev && !held.contains(&e.seq))
+                    .filter(|e| recorded.as_ref().is_none_or(|r| r.contains(&e.seq)))
+                    .cloned()
+                    .collect(),
+            )
+        };
     let _ = state.decided_tail.send(CommittedBatch {
         prev_head: prev,
         head: last,

@@ -17,6 +17,7 @@
 //! fails the whole group at once with [`StoreError::Unavailable`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,18 +98,20 @@ pub(super) async fn writer_loop(pool: PgPool, mut rx: mpsc::Receiver<WriteCmd>, 
 async fn run_group(pool: &PgPool, head: &Head, ops: Vec<Op>, answers: Vec<Answer>) {
     let result = commit(pool, head, &ops).await;
     match result {
-        Ok(outcomes) => finish(head, ops, answers, outcomes),
+        Ok(outcomes) => finish(pool, head, ops, answers, outcomes).await,
         Err(e) if ops.len() > 1 && !e.is_unavailable() => {
+            head.in_doubt.store(true, Ordering::SeqCst);
             tracing::warn!(error = %e, commands = ops.len(), "postgres group commit failed; retrying its commands one by one");
             for (op, answer) in ops.into_iter().zip(answers) {
                 let ops = vec![op];
                 match commit(pool, head, &ops).await {
-                    Ok(outcomes) => finish(head, ops, vec![answer], outcomes),
+                    Ok(outcomes) => finish(pool, head, ops, vec![answer], outcomes).await,
                     Err(e) => answer.fail(e),
                 }
             }
         }
         Err(e) => {
+            head.in_doubt.store(true, Ordering::SeqCst);
             tracing::error!(error = %e, "postgres group commit failed");
             for answer in answers {
                 answer.fail(copy_error(&e));
@@ -119,7 +122,13 @@ async fn run_group(pool: &PgPool, head: &Head, ops: Vec<Op>, answers: Vec<Answer
 
 /// Publishes the committed events, then answers: nobody hears "done" before the head moved,
 /// so a caller that reads right after its append finds its events.
-fn finish(head: &Head, ops: Vec<Op>, answers: Vec<Answer>, outcomes: Vec<Outcome>) {
+async fn finish(
+    pool: &PgPool,
+    head: &Head,
+    ops: Vec<Op>,
+    answers: Vec<Answer>,
+    outcomes: Vec<Outcome>,
+) {
     let mut logged = Vec::new();
     let mut last = 0;
     for (op, outcome) in ops.into_iter().zip(&outcomes) {
@@ -139,7 +148,19 @@ fn finish(head: &Head, ops: Vec<Op>, answers: Vec<Answer>, outcomes: Vec<Outcome
             }
         }
     }
-    if !logged.is_empty() {
+    if head.in_doubt.load(Ordering::SeqCst) {
+        // After a failed commit: announce the log's real head, and no tail batch, so consumers
+        // read from the log whatever that commit may have left (see `Head::in_doubt`).
+        let max: Result<i64, sqlx::Error> =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(pool)
+                .await;
+        if let Ok(max) = max {
+            head.in_doubt.store(false, Ordering::SeqCst);
+            last = last.max(max as u64);
+        }
+        head.publish(last, None);
+    } else if !logged.is_empty() {
         head.publish(last, Some(logged));
     }
     for (answer, outcome) in answers.into_iter().zip(outcomes) {

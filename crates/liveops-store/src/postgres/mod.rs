@@ -21,6 +21,7 @@ mod log;
 mod progress;
 
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,11 @@ struct Head {
     /// batch's `prev_head` is exactly the head the previous publication left, even when the
     /// writer and `record_sequenced` commit at the same time.
     publish: Mutex<()>,
+    /// Set when a writer commit failed: PostgreSQL may have committed it anyway (the connection
+    /// broke before the answer came), so events may exist that were never announced. The next
+    /// successful group re-reads the log's head and announces it without a tail batch, so
+    /// in-process consumers notice the gap and read those events from the log.
+    in_doubt: AtomicBool,
 }
 
 impl Head {
@@ -119,6 +125,7 @@ impl PgStore {
             tx: head_tx,
             tail,
             publish: Mutex::new(()),
+            in_doubt: AtomicBool::new(false),
         });
         let (writer, rx) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(log::writer_loop(pool.clone(), rx, head.clone()));

@@ -1,29 +1,43 @@
-//! The current leaderboards rebuilt offline from the system of record, shared by `liveops
-//! rebuild` (prints them) and `liveops snapshot` (archives them).
+//! The current leaderboards rebuilt from the system of record, shared by `liveops rebuild`
+//! (prints them) and `liveops snapshot` (archives them).
+//!
+//! The boards are built where the configuration keeps them: in this process's memory on the
+//! embedded defaults (an offline check that the log and a restarted server agree), or in Redis
+//! when `REDIS_URL` is set, where the rebuild replaces the live boards that every server reads
+//! (SPEC section 2: boards are derived state, rebuilt exactly from the system of record).
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use liveops_domain::window::Calendar;
 use liveops_domain::{Clock, SystemClock};
-use liveops_hotstate::MemoryLeaderboards;
+use liveops_hotstate::Leaderboards;
+use liveops_server::app::HotState;
 use liveops_server::config::Config;
-use liveops_store::{BoardSource, EventLog, SqliteStore};
+use liveops_server::Services;
 
-/// Every enabled window's current board, as the log says up to its committed head; with the
-/// time they are current at and that head.
+/// Every enabled window's current board up to the decided head (the fairness cursor: what the
+/// boards may show), with the time they are current at, that head and the backends.
 pub async fn current_boards(
     cfg: &Config,
-    store: &SqliteStore,
-) -> anyhow::Result<(MemoryLeaderboards, DateTime<Utc>, u64)> {
-    let head = *store.committed().borrow();
-    let boards = MemoryLeaderboards::new(
-        Calendar::new(cfg.timezone, cfg.season.clone()),
-        cfg.windows.clone(),
-    );
-    let now = SystemClock.now();
-    for w in boards.windows() {
-        let period = boards.period(w, now);
-        let rows = store.period_xp(&period, head).await?;
-        boards.load(period, rows);
+) -> anyhow::Result<(Arc<dyn Leaderboards>, DateTime<Utc>, u64, Services)> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let services = Services::connect(cfg, clock.clone()).await?;
+    let calendar = Calendar::new(cfg.timezone, cfg.season.clone());
+    let hot = HotState::build(cfg, &calendar, clock.clone()).await?;
+    let head = services
+        .progress
+        .cursor(liveops_server::fairness::CONSUMER)
+        .await?;
+    let now = clock.now();
+    let mut boards = Vec::new();
+    for w in hot.leaderboards.windows() {
+        let period = hot.leaderboards.period(w, now);
+        let rows = services.board_source.period_xp(&period, head).await?;
+        boards.push((period, rows));
     }
-    Ok((boards, now, head))
+    // With Redis, a running leaderboard worker is unharmed: the boards and the cursor are
+    // replaced in one step, and its later applies skip every event up to `head`.
+    hot.leaderboards.replace(boards, head).await?;
+    Ok((hot.leaderboards, now, head, services))
 }

@@ -1,11 +1,10 @@
 //! `liveops rebuild`: rebuilds the leaderboards of the current periods from the system of
-//! record and prints their standings. A running server does the same at every start-up; on
-//! the embedded defaults the boards live in the server's memory, so this command is the
-//! offline check that the log and a restarted server agree.
+//! record and prints their standings. With `REDIS_URL` it replaces the live boards in Redis
+//! (after a wipe, say); on the embedded defaults the boards live in the server's memory, which
+//! rebuilds them at every start-up, so this command is the offline check that they agree.
 
 use liveops_server::config::Config;
 use liveops_server::RawConfig;
-use liveops_store::SqliteStore;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,12 +17,11 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let cfg = Config::from_raw(args.config).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    let store = SqliteStore::open(&cfg.data_dir)?;
-    let (boards, now, head) = super::boards::current_boards(&cfg, &store).await?;
+    let (boards, now, head, _) = super::boards::current_boards(&cfg).await?;
     for w in boards.windows() {
-        let page = boards.page(w, now, 0, args.top);
+        let page = boards.page(w, now, 0, args.top).await?;
         println!(
-            "{} {} ({} players, log up to seq {head})",
+            "{} {} ({} players, decided log up to seq {head})",
             w.as_str(),
             page.period.id,
             page.total

@@ -3,7 +3,7 @@
 //! and the append latency (p50 / p99 / max). PostgreSQL uses a throwaway database
 //! (`liveops_store::testing::temp_postgres`; `LIVEOPS_TEST_PG` overrides the server).
 //!
-//! `cargo run -p liveops-store --example append_throughput [seconds]`
+//! `cargo run -p liveops-store --example store_append_throughput [seconds]`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

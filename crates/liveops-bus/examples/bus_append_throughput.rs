@@ -1,18 +1,19 @@
 //! Appends per second into the JetStream log, against the machine's NATS (or
 //! `LIVEOPS_TEST_NATS`), in a namespace of its own that is deleted afterwards.
 //!
-//! `cargo run -p liveops-bus --example append_throughput [seconds per run, default 5]
+//! `cargo run -p liveops-bus --example bus_append_throughput [seconds per run, default 5]
 //! [single-event appenders, default 64]`
 //!
 //! Runs: concurrent single-event appenders (64 by default); batches of 100 from 1 and from 8 concurrent
-//! appenders; then reads the whole log back with `read_after` in pages of 2000.
+//! appenders; then reads the whole log back with `read_after` in pages of 2000, and once more
+//! through a role consumer (fetch 2000, ack them, repeat).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use liveops_bus::testing::TestBus;
-use liveops_bus::NatsOptions;
+use liveops_bus::{NatsOptions, RoleConsumer, RoleOptions};
 use liveops_domain::Event;
 use liveops_store::{EventLog, NewEvent};
 
@@ -98,11 +99,11 @@ async fn main() {
     let Some(bus) = TestBus::new("append_throughput") else {
         return;
     };
-    let log: Arc<dyn EventLog> = Arc::new(
-        bus.log(NatsOptions::default())
-            .await
-            .expect("connect to nats"),
-    );
+    let nats = bus
+        .log(NatsOptions::default())
+        .await
+        .expect("connect to nats");
+    let log: Arc<dyn EventLog> = Arc::new(nats.clone());
     println!("nats {} namespace {}", bus.url(), bus.namespace());
     let mut total = 0;
     total += run(
@@ -137,4 +138,29 @@ async fn main() {
         read as f64 / elapsed
     );
     assert_eq!(read, total, "everything appended reads back");
+
+    let consumer = RoleConsumer::open(&nats, "bench", 0, RoleOptions::default())
+        .await
+        .expect("role consumer");
+    let t0 = Instant::now();
+    let mut acked = 0u64;
+    while acked < total {
+        let batch = consumer
+            .fetch(2000, Duration::from_secs(1))
+            .await
+            .expect("fetch");
+        if batch.is_empty() {
+            break;
+        }
+        consumer.ack(&batch).await.expect("ack");
+        acked += batch.len() as u64;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    println!(
+        "{:<28} {acked:>8} events in {elapsed:.2}s = {:>9.0} events/s (fetch 2000, ack each)",
+        "role consumer",
+        acked as f64 / elapsed
+    );
+    assert_eq!(acked, total, "the role consumer delivers everything");
+    consumer.delete().await.expect("delete consumer");
 }

@@ -1,0 +1,120 @@
+//! [`RoleFeed`]: a role's durable consumer seen as a read-only [`EventLog`], so the pipeline
+//! that applies the log from a cursor (`liveops-server/src/pipeline.rs`) runs on it unchanged.
+//!
+//! The pipeline asks for "events after my cursor" each round, and only after it committed the
+//! previous batch's effects (and its cursor). So a `read_after(after)` is the moment every
+//! delivery with `seq <= after` is committed: it acks those first, then fetches. That gives the
+//! bus contract (ack only after the effect commits) without the pipeline knowing about acks.
+//!
+//! Deliveries at or below the cursor (redeliveries after a crash or a slow batch) are acked and
+//! dropped. If the first new delivery is not `after + 1` (another process pulled from the same
+//! durable during a leadership hand-over, say), the consumer is repositioned at the cursor and
+//! read again, so nothing is ever skipped; only when the stream itself no longer holds the
+//! missing sequences (retention) is the gap accepted, with a warning.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use liveops_store::{Appended, EventLog, LoggedEvent, NewEvent, StoreError};
+use tokio::sync::{watch, Mutex};
+
+use crate::{Delivery, NatsEventLog, RoleConsumer, RoleOptions};
+
+/// How long a read waits for the first message when the stream has nothing new; the pipeline
+/// only reads when the head says there is something, so this is rarely waited out.
+const FETCH_WAIT: Duration = Duration::from_millis(200);
+
+pub struct RoleFeed {
+    log: NatsEventLog,
+    opts: RoleOptions,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    consumer: RoleConsumer,
+    /// Delivered and handed to the pipeline, not yet acked (acked once the cursor passes them).
+    unacked: Vec<Delivery>,
+}
+
+impl RoleFeed {
+    /// Takes `role` over at its committed `cursor` (see [`RoleConsumer::open`]).
+    pub async fn open(log: NatsEventLog, role: &str, cursor: u64) -> Result<Self, StoreError> {
+        let opts = RoleOptions::default();
+        let consumer = RoleConsumer::open(&log, role, cursor, opts.clone()).await?;
+        Ok(Self {
+            log,
+            opts,
+            inner: Mutex::new(Inner {
+                consumer,
+                unacked: Vec::new(),
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl EventLog for RoleFeed {
+    async fn append(&self, _events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
+        Err(StoreError::Database(
+            "a role's feed of the bus is read-only".into(),
+        ))
+    }
+
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, StoreError> {
+        let mut inner = self.inner.lock().await;
+        // Everything at or below `after` is committed by the caller: ack it now.
+        let (done, keep): (Vec<Delivery>, Vec<Delivery>) =
+            inner.unacked.drain(..).partition(|d| d.seq() <= after);
+        inner.unacked = keep;
+        inner.consumer.ack(&done).await?;
+        // Handed out before and not committed (the caller's apply failed and it retries): the
+        // same events again. The consumer will not redeliver them before `ack_wait`.
+        if !inner.unacked.is_empty() {
+            return Ok(inner
+                .unacked
+                .iter()
+                .take(limit)
+                .map(|d| d.event.clone())
+                .collect());
+        }
+        let next = after + 1;
+        let mut repositioned = false;
+        loop {
+            let fetched = inner.consumer.fetch(limit, FETCH_WAIT).await?;
+            let (stale, fresh): (Vec<Delivery>, Vec<Delivery>) =
+                fetched.into_iter().partition(|d| d.seq() <= after);
+            inner.consumer.ack(&stale).await?;
+            let first = fresh.first().map(Delivery::seq);
+            if first.is_some_and(|s| s > next) && !repositioned {
+                tracing::warn!(
+                    consumer = inner.consumer.name(),
+                    expected = next,
+                    got = first,
+                    "role feed saw a gap; repositioning at the cursor"
+                );
+                inner.consumer.reposition(after, self.opts.clone()).await?;
+                repositioned = true;
+                continue;
+            }
+            if let Some(got) = first.filter(|s| *s > next) {
+                tracing::warn!(
+                    consumer = inner.consumer.name(),
+                    expected = next,
+                    got,
+                    "events missing from the stream (retention?); going on from what it holds"
+                );
+            }
+            let events: Vec<LoggedEvent> = fresh.iter().map(|d| d.event.clone()).collect();
+            inner.unacked.extend(fresh);
+            return Ok(events);
+        }
+    }
+
+    fn committed(&self) -> watch::Receiver<u64> {
+        self.log.committed()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.log.ping().await
+    }
+}
