@@ -122,13 +122,23 @@ impl RoleConsumer {
         }
         log.ensure_connected()?;
         let name = format!("{}_{role}", log.namespace());
-        let last = log.last_seq().await?;
+        let (first, last) = log.seq_range().await?;
         if cursor > last {
             return Err(BusError::CursorAhead {
                 consumer: name,
                 cursor,
                 last,
             });
+        }
+        if cursor + 1 < first {
+            // Retention (max_age) removed events this role never consumed: they cannot come
+            // from the stream any more. Said loudly; the role goes on from what is left.
+            tracing::error!(
+                consumer = %name,
+                cursor,
+                first_seq = first,
+                "events aged out of the stream before this role consumed them"
+            );
         }
         let js = log.jetstream();
         let stream = log.stream_name();
@@ -177,8 +187,8 @@ impl RoleConsumer {
         &self.name
     }
 
-    /// Up to `max` (at most 10 000) deliveries, in stream order for first deliveries (redeliveries come when
-    /// their `ack_wait` ends). Returns at once with what is there; when nothing is, waits up to
+    /// Up to `max` (at most 10 000) deliveries, in stream order for first deliveries
+    /// (redeliveries come when their `ack_wait` ends). Returns at once with what is there; when nothing is, waits up to
     /// `wait` for the first message and returns as soon as it arrives (with whatever followed
     /// it), so an idle role neither spins nor adds latency.
     pub async fn fetch(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {

@@ -284,6 +284,12 @@ impl NatsEventLog {
 
     /// The stream's last sequence, asked of the server now.
     pub async fn last_seq(&self) -> Result<u64, BusError> {
+        Ok(self.seq_range().await?.1)
+    }
+
+    /// The first and last sequence still in the stream, asked of the server now (an empty
+    /// stream reports 0 or, once messages were removed, last + 1 as its first).
+    pub async fn seq_range(&self) -> Result<(u64, u64), BusError> {
         let stream = self
             .inner
             .js
@@ -295,7 +301,7 @@ impl NatsEventLog {
             .await
             .map_err(|e| BusError::unavailable("stream info", e))?;
         self.raise_head(info.state.last_sequence);
-        Ok(info.state.last_sequence)
+        Ok((info.state.first_sequence, info.state.last_sequence))
     }
 
     /// Publishes the batch and awaits every PubAck together (one round trip for the batch, not
