@@ -23,6 +23,8 @@ use crate::{Delivery, NatsEventLog, RoleConsumer, RoleOptions};
 /// How long a read waits for the first message when the stream has nothing new; the pipeline
 /// only reads when the head says there is something, so this is rarely waited out.
 const FETCH_WAIT: Duration = Duration::from_millis(200);
+/// Pauses before fetching again when nothing came although the head is past the cursor.
+const EMPTY_READ_PAUSES_MS: [u64; 4] = [5, 20, 50, 100];
 
 pub struct RoleFeed {
     log: NatsEventLog,
@@ -79,13 +81,37 @@ impl EventLog for RoleFeed {
         }
         let next = after + 1;
         let mut repositioned = false;
+        let mut empty_reads = 0;
         loop {
             let fetched = inner.consumer.fetch(limit, FETCH_WAIT).await?;
             let (stale, fresh): (Vec<Delivery>, Vec<Delivery>) =
                 fetched.into_iter().partition(|d| d.seq() <= after);
             inner.consumer.ack(&stale).await?;
             let first = fresh.first().map(Delivery::seq);
-            if first.is_some_and(|s| s > next) && !repositioned {
+            let Some(first) = first else {
+                // Nothing delivered. The pipeline takes an empty read below the head as "no
+                // events up to the head" and moves past them, so never answer empty while the
+                // stream holds events after `after`: JetStream can answer a pull with "no
+                // messages" under load although later messages are stored. Retry briefly,
+                // then report unavailable (the pipeline retries) unless they expired.
+                let head = *self.log.committed().borrow();
+                if head <= after {
+                    return Ok(Vec::new());
+                }
+                if let Some(pause) = EMPTY_READ_PAUSES_MS.get(empty_reads) {
+                    empty_reads += 1;
+                    tokio::time::sleep(Duration::from_millis(*pause)).await;
+                    continue;
+                }
+                let (first_stored, _) = self.log.seq_range().await?;
+                if first_stored > head {
+                    return Ok(Vec::new());
+                }
+                return Err(StoreError::Unavailable(format!(
+                    "the stream holds events up to {head} but the role consumer delivered none after {after}; retrying"
+                )));
+            };
+            if first > next && !repositioned {
                 tracing::warn!(
                     consumer = inner.consumer.name(),
                     expected = next,
@@ -96,11 +122,11 @@ impl EventLog for RoleFeed {
                 repositioned = true;
                 continue;
             }
-            if let Some(got) = first.filter(|s| *s > next) {
+            if first > next {
                 tracing::warn!(
                     consumer = inner.consumer.name(),
                     expected = next,
-                    got,
+                    got = first,
                     "events missing from the stream (retention?); going on from what it holds"
                 );
             }
