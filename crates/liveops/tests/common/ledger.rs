@@ -139,11 +139,15 @@ impl Ledger {
     fn unavailable(&mut self, what: &str, r: &ApiResponse) {
         self.count(format!("{what}: 503"));
         if !self.spec.unavailable_ok {
-            self.violations
-                .push(format!("{what} answered 503 with no engine down: {}", r.text));
+            self.violations.push(format!(
+                "{what} answered 503 with no engine down: {}",
+                r.text
+            ));
         } else if r.header("retry-after").is_none() {
-            self.violations
-                .push(format!("{what} answered 503 without Retry-After: {}", r.text));
+            self.violations.push(format!(
+                "{what} answered 503 without Retry-After: {}",
+                r.text
+            ));
         }
     }
 

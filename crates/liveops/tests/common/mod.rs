@@ -149,7 +149,10 @@ impl Server {
     /// `client` then points at the new process.
     pub async fn restart(&mut self) {
         if self.exited().is_none() {
-            panic!("restart of a server that is still running (port {})", self.port);
+            panic!(
+                "restart of a server that is still running (port {})",
+                self.port
+            );
         }
         let fresh = Self::spawn(self.spec.clone()).await;
         // The old child has been reaped; replacing it drops nothing that runs.
@@ -261,14 +264,16 @@ impl Server {
 }
 
 impl Server {
-    /// Whether this process's log says it won the election for `role` (the leader module logs
-    /// "this process now leads the role" with the role as a field; the log level must include
-    /// `liveops_server::leader=info`). A process that logged it and was not killed still leads.
-    pub fn leads(&self, role: &str) -> bool {
+    /// When this process last won the election for `role` (the `timestamp` of its last "this
+    /// process now leads the role" log line, RFC 3339, so later sorts higher), `None` if it
+    /// never did. The log level must include `liveops_server::leader=info`.
+    pub fn led_since(&self, role: &str) -> Option<String> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .any(|v| v["message"] == "this process now leads the role" && v["role"] == role)
+            .filter(|v| v["message"] == "this process now leads the role" && v["role"] == role)
+            .filter_map(|v| v["timestamp"].as_str().map(str::to_string))
+            .next_back()
     }
 
     /// The child's process id.
@@ -312,7 +317,7 @@ impl Engines {
             ("NATS", nats_url.clone()),
         ]
         .into_iter()
-        .filter(|(_, url)| !reachable(url))
+        .filter(|(_, url)| !reachable(host_port(url)))
         .map(|(engine, url)| format!("{engine} at {url}"))
         .collect();
         if !missing.is_empty() {
@@ -343,6 +348,13 @@ impl Engines {
             ("NAMESPACE".into(), self.bus.namespace().to_string()),
         ]
     }
+}
+
+/// `host:port` of an engine URL (`reachable` takes no path: PostgreSQL's names a database).
+fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap_or(rest)
 }
 
 /// The engine-missing rule, in one place for these tests: under `CI=true` the test fails,
