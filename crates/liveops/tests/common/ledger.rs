@@ -245,20 +245,40 @@ impl Ledger {
         outcome
     }
 
+    /// The events sent for `player` (by index): eventId, XP and fate, for failure reports.
+    pub fn events_of(&self, player: usize) -> Vec<(String, u64, Fate)> {
+        let mut out: Vec<_> = self
+            .events
+            .iter()
+            .filter(|(_, s)| s.player == player)
+            .map(|(id, s)| (id.clone(), s.xp, s.fate))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The violations seen so far, as a report; `None` if there are none.
+    pub fn violations_report(&self) -> Option<String> {
+        (!self.violations.is_empty()).then(|| {
+            format!(
+                "{} contract violations, first ones:\n{}\noutcomes: {:#?}",
+                self.violations.len(),
+                self.violations
+                    .iter()
+                    .take(20)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                self.outcomes
+            )
+        })
+    }
+
     /// Panics with the violations seen so far, if any.
     pub fn assert_no_violations(&self) {
-        assert!(
-            self.violations.is_empty(),
-            "{} contract violations, first ones:\n{}\noutcomes: {:#?}",
-            self.violations.len(),
-            self.violations
-                .iter()
-                .take(20)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n"),
-            self.outcomes
-        );
+        if let Some(report) = self.violations_report() {
+            panic!("{report}");
+        }
     }
 
     /// After every unknown event was settled by [`resend_all`]: the XP each player must have

@@ -336,6 +336,45 @@ impl Engines {
         Some(Engines { pg, redis, bus })
     }
 
+    /// The test database's URL.
+    pub fn pg_url(&self) -> &str {
+        self.pg.url()
+    }
+
+    /// How busy the shared PostgreSQL is, for failure reports (a server short of connections
+    /// stalls elections and requests): client connections in all and on this test's database,
+    /// `max_connections`, and the advisory locks (role leaderships) held now.
+    pub async fn postgres_state(&self) -> String {
+        use sqlx::Connection;
+        let state = async {
+            let mut db = sqlx::PgConnection::connect(self.pg.url()).await?;
+            let (all, ours): (i64, i64) = sqlx::query_as(
+                "SELECT count(*), count(*) FILTER (WHERE datname = current_database())
+                 FROM pg_stat_activity WHERE backend_type = 'client backend'",
+            )
+            .fetch_one(&mut db)
+            .await?;
+            let max: String = sqlx::query_scalar("SHOW max_connections")
+                .fetch_one(&mut db)
+                .await?;
+            let locks: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                 WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+            )
+            .fetch_one(&mut db)
+            .await?;
+            let _ = db.close().await;
+            Ok::<_, sqlx::Error>(format!(
+                "PostgreSQL: {all} client connections of max_connections {max} ({ours} on this test's database); {locks} advisory locks held on it"
+            ))
+        };
+        match tokio::time::timeout(Duration::from_secs(10), state).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => format!("PostgreSQL state unreadable: {e}"),
+            Err(_) => "PostgreSQL state unreadable: no answer within 10 s".into(),
+        }
+    }
+
     /// The settings that put a `liveops serve` on these engines. `db_connections` bounds each
     /// process's pool: many processes share one PostgreSQL (100 connections by default).
     pub fn env(&self, db_connections: u32) -> Vec<(String, String)> {
