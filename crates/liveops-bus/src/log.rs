@@ -61,6 +61,9 @@ const READER_REUSE: Duration = Duration::from_secs(20);
 /// The most messages one pull request asks for; a larger `limit` returns this many (callers
 /// page on, as "at most `limit`" allows).
 pub(crate) const MAX_PULL: usize = 10_000;
+/// Pauses before re-reading when a read came back empty below the known head (see
+/// [`NatsEventLog::read_events`]); the stored messages are normally delivered on the next try.
+const EMPTY_READ_PAUSES_MS: [u64; 4] = [5, 20, 50, 100];
 
 /// How the log's stream and connection are set up. [`Default`] gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -424,6 +427,16 @@ impl NatsEventLog {
 
     /// Events with `seq > after`, at most `limit`, in order: one pull request from a reader
     /// parked at `after + 1` (a new ephemeral consumer if none is).
+    ///
+    /// Never an empty answer while the stream holds events past `after`: JetStream (seen on
+    /// nats-server 2.9 under load, found by the scale-out fault test) can answer a no-wait pull
+    /// with "no messages" although messages past the consumer's position are already stored
+    /// and counted in the stream's last sequence. Consumers take an empty read below the head
+    /// as "nothing up to the head" (the SQL logs' erased gaps) and move their cursor past it,
+    /// so passing that answer on would skip acknowledged events for good. An empty answer
+    /// below the known head is therefore retried briefly, and then reported as unavailable
+    /// (the caller retries later) unless the stream really holds nothing up to the head any
+    /// more (expired by age).
     pub async fn read_events(
         &self,
         after: u64,
@@ -433,6 +446,39 @@ impl NatsEventLog {
             return Ok(Vec::new());
         }
         let limit = limit.min(MAX_PULL);
+        for pause_ms in EMPTY_READ_PAUSES_MS {
+            let events = self.read_once(after, limit).await?;
+            if !events.is_empty() || *self.inner.head.borrow() <= after {
+                return Ok(events);
+            }
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        }
+        let events = self.read_once(after, limit).await?;
+        let head = *self.inner.head.borrow();
+        if !events.is_empty() || head <= after || self.first_seq().await? > head {
+            return Ok(events);
+        }
+        Err(BusError::Unavailable(format!(
+            "the stream holds events up to {head} but delivered none after {after}; retry"
+        )))
+    }
+
+    /// The stream's first sequence (messages before it expired or were removed).
+    async fn first_seq(&self) -> Result<u64, BusError> {
+        let stream = self
+            .inner
+            .js
+            .get_stream_no_info(&self.inner.stream)
+            .await
+            .map_err(|e| BusError::JetStream(e.to_string()))?;
+        let info = stream
+            .get_info()
+            .await
+            .map_err(|e| BusError::unavailable("stream info", e))?;
+        Ok(info.state.first_sequence)
+    }
+
+    async fn read_once(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, BusError> {
         let start = after.saturating_add(1);
         let mut reader = match self.take_reader(start) {
             Some(r) => r,
