@@ -1,6 +1,7 @@
 //! [`RoleConsumer`]: a role's durable pull consumer on the event stream (issue 4, item 3).
 //!
-//! One durable consumer per role, named `<namespace>_<role>`, with explicit acks and unlimited
+//! One durable consumer per role, named `<namespace>_<role>`, with cumulative acks (`AckPolicy::All`:
+//! acking a message acks every earlier one, so a batch costs one ack, not one per event) and unlimited
 //! deliveries (a message is never dropped after N attempts: an event must not vanish because a
 //! database was down for a while).
 //!
@@ -152,7 +153,7 @@ impl RoleConsumer {
             let info = c.cached_info();
             let cfg = &info.config;
             if info.ack_floor.stream_sequence == cursor
-                && cfg.ack_policy == AckPolicy::Explicit
+                && cfg.ack_policy == AckPolicy::All
                 && cfg.ack_wait == opts.ack_wait
                 && cfg.max_ack_pending == opts.max_ack_pending
             {
@@ -207,10 +208,13 @@ impl RoleConsumer {
         Ok(out)
     }
 
-    /// Acks deliveries whose effects are committed, and waits until the acks are on the wire.
-    /// A lost ack only means a redelivery, which the caller skips by its cursor.
+    /// Acks deliveries whose effects are committed, and waits until the ack is on the wire.
+    /// The acks are cumulative, so only the highest sequence is sent: call it with a prefix of
+    /// the stream (everything up to a committed cursor), never with a message whose
+    /// predecessors are not committed. A lost ack only means a redelivery, which the caller
+    /// skips by its cursor.
     pub async fn ack(&self, deliveries: &[Delivery]) -> Result<(), BusError> {
-        for d in deliveries {
+        if let Some(d) = deliveries.iter().max_by_key(|d| d.seq()) {
             d.acker
                 .ack()
                 .await
@@ -308,7 +312,7 @@ async fn create(
         deliver_policy: DeliverPolicy::ByStartSequence {
             start_sequence: cursor + 1,
         },
-        ack_policy: AckPolicy::Explicit,
+        ack_policy: AckPolicy::All,
         ack_wait: opts.ack_wait,
         max_deliver: -1,
         max_ack_pending: opts.max_ack_pending,

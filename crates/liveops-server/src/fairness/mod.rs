@@ -104,6 +104,10 @@ pub struct FairnessState {
     /// The fairness cursor: everything up to it is decided.
     decided_head: Arc<watch::Sender<u64>>,
     decided_tail: broadcast::Sender<CommittedBatch>,
+    /// Whether this process's worker is judging now (it leads the role). The stored-cursor
+    /// follower stands aside meanwhile: it would move the head before the worker hands its
+    /// batch to the tail, sending progression and leaderboards to read it back from the store.
+    leading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FairnessState {
@@ -136,6 +140,7 @@ impl FairnessState {
             erased: Default::default(),
             decided_head: Arc::new(head_tx),
             decided_tail: tail_tx,
+            leading: Default::default(),
         };
         (state, decided)
     }
@@ -150,13 +155,18 @@ impl FairnessState {
         mut stored: watch::Receiver<u64>,
         shutdown: CancellationToken,
     ) {
+        use std::sync::atomic::Ordering;
         loop {
             let cursor = *stored.borrow_and_update();
-            self.decided_head.send_if_modified(|head| {
-                let moved = cursor > *head;
-                *head = (*head).max(cursor);
-                moved
-            });
+            if self.leading.load(Ordering::Acquire) {
+                // This process decides; its worker moves the head itself.
+            } else {
+                self.decided_head.send_if_modified(|head| {
+                    let moved = cursor > *head;
+                    *head = (*head).max(cursor);
+                    moved
+                });
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 changed = stored.changed() => if changed.is_err() { return },
@@ -204,6 +214,7 @@ pub async fn run_worker(
     // From the stored cursor, not the in-memory one: after a takeover from another process,
     // that process's decisions are the starting point.
     let cursor = cursors.cursor(CONSUMER).await?;
+    let leading = LeadingGuard::new(state.leading.clone());
     state.decided_head.send_if_modified(|head| {
         let moved = cursor > *head;
         *head = (*head).max(cursor);
@@ -219,7 +230,25 @@ pub async fn run_worker(
         async move { decide(&state, &raw, batch).await }
     })
     .await;
+    drop(leading);
     Ok(())
+}
+
+/// Marks this process as the one deciding while the worker runs (also when it fails or is
+/// cancelled), so the stored-cursor follower stands aside only that long.
+struct LeadingGuard(Arc<std::sync::atomic::AtomicBool>);
+
+impl LeadingGuard {
+    fn new(flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        flag.store(true, std::sync::atomic::Ordering::Release);
+        Self(flag)
+    }
+}
+
+impl Drop for LeadingGuard {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
 }
 
 async fn decide(
