@@ -36,6 +36,12 @@ enum Command {
     VerifyReceipt(cmd::verify_receipt::Args),
 }
 
+/// mimalloc instead of glibc's malloc: the request path allocates small, short-lived buffers
+/// on several threads, where glibc's arena locking and consolidation showed as ~15% of the
+/// server's CPU in `perf` (README "Load generator and figures" has the A/B).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
