@@ -413,19 +413,34 @@ pub async fn post_batch(
     // the refused item itself goes to the failed-events store. The clone keeps the item for
     // that store; validation consumes its argument.
     // A hot state that cannot answer fails the whole request (503): no event of it is appended.
-    let mut parsed: Vec<Result<Event, (ApiError, Vec<u8>)>> = Vec::with_capacity(items.len());
-    for v in items {
-        let event = match Event::from_value(v.clone()) {
-            Ok(e) => e,
-            Err(e) => {
-                parsed.push(Err((ApiError::from(e), v.to_string().into_bytes())));
-                continue;
+    // The players' gates of all items run at once: on Redis that is one round trip's wait for
+    // the batch instead of two per item. Requests go out (and are answered, on one
+    // connection) in item order, so a flooding player's first items are the ones admitted.
+    let validated: Vec<Result<Event, (ApiError, Vec<u8>)>> = items
+        .into_iter()
+        .map(|v| {
+            Event::from_value(v.clone())
+                .map_err(|e| (ApiError::from(e), v.to_string().into_bytes()))
+        })
+        .collect();
+    let gates = futures::future::join_all(validated.iter().map(|r| async {
+        match r {
+            Ok(event) => Some(s.admit_player(&event.player_id, session.as_ref()).await),
+            Err(_) => None,
+        }
+    }))
+    .await;
+    let mut parsed: Vec<Result<Event, (ApiError, Vec<u8>)>> = Vec::with_capacity(validated.len());
+    for (r, gate) in validated.into_iter().zip(gates) {
+        match (r, gate) {
+            (Err(refused), _) => parsed.push(Err(refused)),
+            (Ok(event), Some(Ok(()))) | (Ok(event), None) => parsed.push(Ok(event)),
+            (Ok(_), Some(Err(e))) if e.code() == ErrorCode::Unavailable => {
+                return e.into_response()
             }
-        };
-        match s.admit_player(&event.player_id, session.as_ref()).await {
-            Ok(()) => parsed.push(Ok(event)),
-            Err(e) if e.code() == ErrorCode::Unavailable => return e.into_response(),
-            Err(e) => parsed.push(Err((e, event.to_json().to_string().into_bytes()))),
+            (Ok(event), Some(Err(e))) => {
+                parsed.push(Err((e, event.to_json().to_string().into_bytes())))
+            }
         }
     }
     let mut replayed: Option<Vec<Option<EventId>>> = None;
