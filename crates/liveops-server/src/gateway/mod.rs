@@ -123,12 +123,13 @@ impl GatewayState {
             )
             .with_field("playerId"));
         }
-        if let Some(until) = self
-            .blocks
-            .blocked(player)
-            .await
-            .map_err(ApiError::unavailable)?
-        {
+        // Both gates at once (on Redis, one round trip's wait instead of two). A blocked
+        // player's flood bucket is drawn on too; the block answers first either way.
+        let (blocked, flood) = tokio::join!(
+            self.blocks.blocked(player),
+            self.flood.check(player.as_str())
+        );
+        if let Some(until) = blocked.map_err(ApiError::unavailable)? {
             let when = until.map_or("until an operator unblocks them".to_string(), |t| {
                 format!("until {}", t.to_rfc3339())
             });
@@ -137,12 +138,7 @@ impl GatewayState {
                 format!("player {player} is blocked {when}"),
             ));
         }
-        match self
-            .flood
-            .check(player.as_str())
-            .await
-            .map_err(ApiError::unavailable)?
-        {
+        match flood.map_err(ApiError::unavailable)? {
             Some(wait) => Err(flooding(player, retry_after_secs(wait))),
             None => Ok(()),
         }
