@@ -455,27 +455,12 @@ impl NatsEventLog {
         }
         let events = self.read_once(after, limit).await?;
         let head = *self.inner.head.borrow();
-        if !events.is_empty() || head <= after || self.first_seq().await? > head {
+        if !events.is_empty() || head <= after || self.seq_range().await?.0 > head {
             return Ok(events);
         }
         Err(BusError::Unavailable(format!(
             "the stream holds events up to {head} but delivered none after {after}; retry"
         )))
-    }
-
-    /// The stream's first sequence (messages before it expired or were removed).
-    async fn first_seq(&self) -> Result<u64, BusError> {
-        let stream = self
-            .inner
-            .js
-            .get_stream_no_info(&self.inner.stream)
-            .await
-            .map_err(|e| BusError::JetStream(e.to_string()))?;
-        let info = stream
-            .get_info()
-            .await
-            .map_err(|e| BusError::unavailable("stream info", e))?;
-        Ok(info.state.first_sequence)
     }
 
     async fn read_once(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, BusError> {
