@@ -23,6 +23,9 @@ use crate::{Delivery, NatsEventLog, RoleConsumer, RoleOptions};
 /// How long a read waits for the first message when the stream has nothing new; the pipeline
 /// only reads when the head says there is something, so this is rarely waited out.
 const FETCH_WAIT: Duration = Duration::from_millis(200);
+/// A read that would carry fewer events than this waits [`LINGER`] for more first.
+const LINGER_BELOW: u64 = 256;
+const LINGER: Duration = Duration::from_millis(5);
 /// Pauses before fetching again when nothing came although the head is past the cursor.
 const EMPTY_READ_PAUSES_MS: [u64; 4] = [5, 20, 50, 100];
 
@@ -78,6 +81,13 @@ impl EventLog for RoleFeed {
                 .take(limit)
                 .map(|d| d.event.clone())
                 .collect());
+        }
+        // Under a steady trickle each read would carry a handful of events, and each batch
+        // costs the caller a transaction (and the bus an ack round): wait a moment for more
+        // when the head is only a little ahead. Adds at most LINGER to an event's visibility.
+        let head = *self.log.committed().borrow();
+        if head > after && head - after < LINGER_BELOW {
+            tokio::time::sleep(LINGER).await;
         }
         let next = after + 1;
         let mut repositioned = false;

@@ -99,6 +99,7 @@ impl Services {
                     Arc::new(SequencedLog {
                         bus,
                         store: store.clone(),
+                        known: KnownIds::start(store.clone()),
                     }),
                     true,
                 )
@@ -135,13 +136,82 @@ impl Services {
 struct SequencedLog {
     bus: NatsEventLog,
     store: PgStore,
+    known: KnownIds,
+}
+
+/// The permanent-dedup lookups of concurrent requests, coalesced: one query answers whatever
+/// queued while the previous one ran (the group commit's trick applied to reads). One query per
+/// request cost PostgreSQL more CPU than everything else in the pipeline under load.
+#[derive(Clone)]
+struct KnownIds {
+    tx: tokio::sync::mpsc::Sender<Lookup>,
+}
+
+type Lookup = (
+    Vec<String>,
+    tokio::sync::oneshot::Sender<Result<HashSet<String>, StoreError>>,
+);
+
+/// The most eventIds one coalesced query asks about.
+const MAX_LOOKUP_IDS: usize = 4000;
+
+impl KnownIds {
+    fn start(store: PgStore) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Lookup>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                let mut ids = group[0].0.len();
+                while ids < MAX_LOOKUP_IDS {
+                    match rx.try_recv() {
+                        Ok(next) => {
+                            ids += next.0.len();
+                            group.push(next);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let all: Vec<&str> = group
+                    .iter()
+                    .flat_map(|(ids, _)| ids.iter().map(String::as_str))
+                    .collect();
+                match store.known_event_ids(&all).await {
+                    Ok(found) => {
+                        for (ids, reply) in group {
+                            let mine = ids.into_iter().filter(|id| found.contains(id)).collect();
+                            let _ = reply.send(Ok(mine));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        for (_, reply) in group {
+                            let _ = reply.send(Err(StoreError::Unavailable(msg.clone())));
+                        }
+                    }
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    async fn lookup(&self, ids: Vec<String>) -> Result<HashSet<String>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((ids, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
 }
 
 #[async_trait]
 impl EventLog for SequencedLog {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
-        let ids: Vec<&str> = events.iter().map(|e| e.event.event_id.as_str()).collect();
-        let known: HashSet<String> = self.store.known_event_ids(&ids).await?;
+        let ids: Vec<String> = events
+            .iter()
+            .map(|e| e.event.event_id.as_str().to_string())
+            .collect();
+        let known: HashSet<String> = self.known.lookup(ids).await?;
         if known.is_empty() {
             return self.bus.append(events).await;
         }
