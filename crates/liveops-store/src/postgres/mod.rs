@@ -108,6 +108,9 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // sqlx already pings a connection when it comes back to the pool, so pinging it
+            // again when it is handed out only added a round trip to every query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let store = Self::with_pool(pool).await?;
