@@ -24,8 +24,8 @@ use crate::{Delivery, NatsEventLog, RoleConsumer, RoleOptions};
 /// only reads when the head says there is something, so this is rarely waited out.
 const FETCH_WAIT: Duration = Duration::from_millis(200);
 /// A read that would carry fewer events than this waits [`LINGER`] for more first.
-const LINGER_BELOW: u64 = 1000;
-const LINGER: Duration = Duration::from_millis(20);
+const LINGER_BELOW: u64 = 256;
+const LINGER: Duration = Duration::from_millis(5);
 /// Pauses before fetching again when nothing came although the head is past the cursor.
 const EMPTY_READ_PAUSES_MS: [u64; 4] = [5, 20, 50, 100];
 
