@@ -61,7 +61,7 @@ impl Services {
             board_source: Arc::new(store.clone()),
             admin: Arc::new(store.clone()),
             fairness: Arc::new(store),
-            archive: Arc::new(FileArchive::new(cfg.data_dir.join("archive"))),
+            archive: Arc::new(FileArchive::new(cfg.archive_dir.clone())),
             clock,
             election: Election::Alone,
             postgres: None,

@@ -342,6 +342,9 @@ pub struct Config {
     pub bind_addr: IpAddr,
     pub env: Env,
     pub data_dir: PathBuf,
+    /// Where the embedded archive keeps its files: `ARCHIVE_URL` (`file://`), by default
+    /// `DATA_DIR/archive`. Unused on PostgreSQL, whose archive is a table.
+    pub archive_dir: PathBuf,
     /// The default signing key (no `X-Key-Id`).
     pub hmac_secret: Secret,
     pub secret_source: SecretSource,
@@ -549,14 +552,32 @@ impl Config {
                 ))
             }
         };
-        if let Some(url) = raw.archive_url.as_deref().filter(|u| !u.is_empty()) {
-            if !url.starts_with("file://") {
-                return Err(bad(
-                    "ARCHIVE_URL",
-                    "only file:// archives are available in this build",
-                ));
+        let archive_dir = match raw.archive_url.as_deref().filter(|u| !u.is_empty()) {
+            None => raw.data_dir.join("archive"),
+            Some(url) => {
+                let path = url.strip_prefix("file://").ok_or_else(|| {
+                    bad(
+                        "ARCHIVE_URL",
+                        format!("only file:// archives are available in this build, got {url:?}"),
+                    )
+                })?;
+                if !path.starts_with('/') {
+                    return Err(bad(
+                        "ARCHIVE_URL",
+                        format!("expected file:// and an absolute path (file:///var/lib/liveops/archive), got {url:?}"),
+                    ));
+                }
+                // On PostgreSQL the archive is its `leaderboard_snapshots` table, which every
+                // process shares; a directory would hold one process's view only.
+                if database != Database::Sqlite {
+                    return Err(bad(
+                        "ARCHIVE_URL",
+                        "with DB_URL=postgres://... the archive is PostgreSQL's leaderboard_snapshots table; unset ARCHIVE_URL",
+                    ));
+                }
+                PathBuf::from(path)
             }
-        }
+        };
         let mut windows = Vec::new();
         for w in raw
             .lb_windows
@@ -625,6 +646,7 @@ impl Config {
             bind_addr: raw.bind_addr,
             env: raw.env,
             data_dir: raw.data_dir,
+            archive_dir,
             hmac_secret,
             secret_source,
             hmac_keys,
@@ -830,6 +852,30 @@ mod tests {
         let mut argv = vec!["liveops", "--data-dir", dir.to_str().unwrap()];
         argv.extend_from_slice(args);
         P::try_parse_from(argv).expect("flags parse").raw
+    }
+
+    #[test]
+    fn archive_url_picks_the_archive_directory_or_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = Config::from_raw(raw(&[], dir.path())).unwrap();
+        assert_eq!(default.archive_dir, dir.path().join("archive"));
+        let set = Config::from_raw(raw(&["--archive-url", "file:///srv/archive"], dir.path()));
+        assert_eq!(set.unwrap().archive_dir, PathBuf::from("/srv/archive"));
+        for bad_url in ["s3://bucket/x", "file://relative/dir", "/srv/archive"] {
+            let e = Config::from_raw(raw(&["--archive-url", bad_url], dir.path())).unwrap_err();
+            assert_eq!(e.var, "ARCHIVE_URL", "{bad_url}");
+        }
+        let on_pg = Config::from_raw(raw(
+            &[
+                "--archive-url",
+                "file:///srv/archive",
+                "--db-url",
+                "postgres://localhost/x",
+            ],
+            dir.path(),
+        ))
+        .unwrap_err();
+        assert_eq!(on_pg.var, "ARCHIVE_URL");
     }
 
     #[test]

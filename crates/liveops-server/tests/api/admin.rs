@@ -193,19 +193,7 @@ pub(crate) async fn a_live_rebuild_leaves_the_boards_exact() {
     }
     // Every event applied, not just every player seen: the pipeline is asynchronous.
     let scores = |body: &serde_json::Value| -> std::collections::BTreeMap<String, i64> {
-        body["entries"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|e| {
-                        (
-                            e["playerId"].as_str().unwrap_or("").to_string(),
-                            e["score"].as_i64().unwrap_or(0),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        board_entries(body).into_iter().collect()
     };
     app.eventually("/leaderboard?window=seasonal", |r| {
         scores(&r.body) == expected

@@ -177,3 +177,20 @@ pub fn drop_claimed(id: &str, player: &str, weight: f64) -> Value {
     json!({"eventId": id, "type": "drop_claimed", "playerId": player, "ts": 1_700_000_000,
            "payload": {"dropId": "sword_of_tests", "weight": weight, "source": "chest"}})
 }
+
+/// The `(playerId, score)` pairs of a `GET /leaderboard` answer, in rank order.
+pub fn board_entries(body: &Value) -> Vec<(String, i64)> {
+    body["entries"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["playerId"].as_str().unwrap_or("").to_string(),
+                        e["score"].as_i64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

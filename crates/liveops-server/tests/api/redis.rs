@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use liveops_hotstate::testing::{redis_or_skip, redis_url, WipeOnDrop};
 use liveops_server::config::Secret;
-use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -25,22 +24,6 @@ async fn spawn_on_redis(
     })
     .await;
     Some((app, wipe))
-}
-
-fn weekly(body: &Value) -> Vec<(String, i64)> {
-    body["entries"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    (
-                        e["playerId"].as_str().unwrap_or("").to_string(),
-                        e["score"].as_i64().unwrap_or(0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -65,7 +48,7 @@ async fn ingest_leaderboard_and_idempotency_work_on_redis() {
         .eventually("/leaderboard?window=weekly", |r| r.body["total"] == 3)
         .await;
     assert_eq!(
-        weekly(&board.body),
+        board_entries(&board.body),
         [
             ("player_b".to_string(), 70),
             ("player_a".to_string(), 40),
@@ -126,8 +109,9 @@ async fn boards_come_back_exact_after_the_redis_keys_are_wiped() {
         *expected.entry(player).or_default() += xp;
     }
     let sum: i64 = expected.values().sum();
-    let total_score =
-        |r: &liveops_client::ApiResponse| -> i64 { weekly(&r.body).iter().map(|(_, s)| s).sum() };
+    let total_score = |r: &liveops_client::ApiResponse| -> i64 {
+        board_entries(&r.body).iter().map(|(_, s)| s).sum()
+    };
     app.eventually("/leaderboard?window=weekly", |r| total_score(r) == sum)
         .await;
     // Sabotage: delete every key of this run's namespace (not FLUSHDB of the shared db).
@@ -136,7 +120,9 @@ async fn boards_come_back_exact_after_the_redis_keys_are_wiped() {
     let mut want: Vec<(String, i64)> = expected.clone().into_iter().collect();
     want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let back = app
-        .eventually("/leaderboard?window=weekly", |r| weekly(&r.body) == want)
+        .eventually("/leaderboard?window=weekly", |r| {
+            board_entries(&r.body) == want
+        })
         .await;
     assert_eq!(back.body["total"], 7);
     // Wiped again, then events arrive: the worker rebuilds before applying them.
@@ -153,8 +139,10 @@ async fn boards_come_back_exact_after_the_redis_keys_are_wiped() {
     }
     let mut want: Vec<(String, i64)> = expected.into_iter().collect();
     want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    app.eventually("/leaderboard?window=seasonal", |r| weekly(&r.body) == want)
-        .await;
+    app.eventually("/leaderboard?window=seasonal", |r| {
+        board_entries(&r.body) == want
+    })
+    .await;
 }
 
 /// A private redis-server on a spare port, killed (by its pid) when dropped.
@@ -237,7 +225,7 @@ async fn a_dead_redis_answers_503_with_retry_after_and_recovers() {
     }
     // The fresh Redis was empty: the worker rebuilds the boards from the store, exactly.
     app.eventually("/leaderboard?window=weekly", |r| {
-        weekly(&r.body) == [("player_d".to_string(), 10)]
+        board_entries(&r.body) == [("player_d".to_string(), 10)]
     })
     .await;
 }

@@ -192,6 +192,17 @@ impl Ledger {
         }
     }
 
+    /// Keeps the timing of one answer; true when the server could not be reached or was
+    /// unavailable, so the caller pauses before its next request.
+    fn answered(&mut self, sent: Instant, answered: Instant, outcome: Outcome) -> bool {
+        self.answers.push(Answer {
+            sent,
+            answered,
+            outcome,
+        });
+        matches!(outcome, Outcome::Transport | Outcome::Unavailable)
+    }
+
     /// Applies a batch answer; `ids` says which entries were resends of acknowledged events.
     fn batch_answer(&mut self, ids: &[(String, bool)], r: &ApiResponse) -> Outcome {
         match r.status {
@@ -452,12 +463,7 @@ async fn load_task(
                     Outcome::Transport
                 }
             };
-            l.answers.push(Answer {
-                sent,
-                answered,
-                outcome,
-            });
-            matches!(outcome, Outcome::Transport | Outcome::Unavailable)
+            l.answered(sent, answered, outcome)
         } else {
             let id = next_id();
             let (player, xp, event) = new_event(&spec, &mut rng, &id);
@@ -484,12 +490,7 @@ async fn load_task(
                     Outcome::Transport
                 }
             };
-            l.answers.push(Answer {
-                sent,
-                answered,
-                outcome,
-            });
-            matches!(outcome, Outcome::Transport | Outcome::Unavailable)
+            l.answered(sent, answered, outcome)
         };
         if failed {
             tokio::time::sleep(PAUSE_AFTER_FAILURE).await;
