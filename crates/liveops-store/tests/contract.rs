@@ -631,6 +631,44 @@ async fn a_release_applies_once_and_a_reject_never<S: Store>(s: &S) {
     assert_eq!(statuses[&log[2].seq], FlagStatus::Rejected);
 }
 
+/// A release and the progression consumer's next batch for the same player may reach the
+/// store at the same moment (on SQLite, one group commit): each must build on the other's
+/// effect, not on the progress both started from.
+async fn a_release_and_an_apply_in_flight_together_both_count<S: Store>(s: &S) {
+    for round in 0..20 {
+        let player = format!("p_race{round}");
+        let id = |n: u32| format!("race{round}_{n}");
+        s.append(vec![ev(&id(1), &player, 100)]).await.unwrap();
+        let first = s.read_after(0, 10_000).await.unwrap();
+        s.apply_events("progression", Arc::new(first))
+            .await
+            .unwrap();
+        let applied = s.cursor("progression").await.unwrap();
+
+        s.append(vec![ev(&id(2), &player, 200), ev(&id(3), &player, 400)])
+            .await
+            .unwrap();
+        let log = s.read_after(applied, 10).await.unwrap();
+        s.record_flags(
+            "fairness",
+            vec![flag(&log[0], FlagStatus::Quarantined)],
+            log[1].seq,
+        )
+        .await
+        .unwrap();
+        let decided = Arc::new(s.read_decided_after(applied, 10, log[1].seq).await.unwrap());
+        assert_eq!(decided.len(), 1, "the quarantined event is held back");
+        let held = id(2);
+        let (applied, released) = tokio::join!(
+            s.apply_events("progression", decided),
+            s.resolve(&held, Resolution::Release, "ops", noon())
+        );
+        applied.unwrap();
+        assert!(matches!(released.unwrap(), ResolveOutcome::Resolved { .. }));
+        assert_eq!(xp_of(s, &player).await, Some(700), "round {round}");
+    }
+}
+
 async fn concurrent_releases_apply_once<S: Store>(s: &S) {
     s.append(vec![ev("cr1", "p_cr", 300)]).await.unwrap();
     let log = s.read_after(0, 10).await.unwrap();
@@ -909,6 +947,7 @@ contract!(
     a_consumer_cursor_never_moves_back,
     a_release_applies_once_and_a_reject_never,
     concurrent_releases_apply_once,
+    a_release_and_an_apply_in_flight_together_both_count,
     erasing_a_player_removes_everything_and_skips_in_flight_events,
     blocks_and_the_audit_log_round_trip,
 );
