@@ -42,7 +42,8 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 type Done = Box<dyn FnOnce(Option<&str>)>;
 
 enum WriteCmd {
-    Append(Vec<NewEvent>, Reply<Vec<Appended>>),
+    /// Events with their payload already encoded as JSON by the caller, off the writer thread.
+    Append(Vec<(NewEvent, String)>, Reply<Vec<Appended>>),
     Apply(String, Arc<Vec<LoggedEvent>>, Reply<u64>),
     Claim(PlayerId, String, ReceiptMaker, Reply<ClaimOutcome>),
     /// A small write of its own (blocks, audit entries), run inside the group's transaction.
@@ -58,6 +59,11 @@ enum WriteCmd {
         Reply<ResolveOutcome>,
     ),
 }
+
+/// The writer's per-player maps, looked up once or twice per applied event on the thread that
+/// bounds ingest: foldhash instead of SipHash (keys are player ids, which a client picks, but
+/// the per-process random seed keeps collisions unforceable in practice).
+type PlayerMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 type ExecFn = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
 
@@ -182,10 +188,10 @@ struct Writer {
     /// Player progress as last committed. Only this thread writes `player_progress`, so the
     /// cache cannot go stale; it saves a read and a JSON parse per applied event. Cleared when
     /// it grows past [`PROGRESS_CACHE_MAX`] or when a commit fails.
-    progress_cache: HashMap<String, StoredProgress>,
+    progress_cache: PlayerMap<StoredProgress>,
     /// Erased players and the last seq erased: their events up to it that a consumer read
     /// before the erasure are not applied again (only this thread applies progression).
-    erased: HashMap<String, u64>,
+    erased: PlayerMap<u64>,
 }
 
 /// Players whose progress the writer keeps in memory before starting over.
@@ -256,8 +262,8 @@ fn writer_loop(
         head_tx,
         tail_tx,
         checkpoints,
-        progress_cache: HashMap::new(),
-        erased: HashMap::new(),
+        progress_cache: PlayerMap::default(),
+        erased: PlayerMap::default(),
     };
     while let Some(first) = rx.blocking_recv() {
         let mut cmds = Vec::with_capacity(64);
@@ -277,7 +283,7 @@ impl Writer {
     fn run_group(&mut self, mut cmds: Vec<WriteCmd>) {
         let mut done: Vec<Done> = Vec::with_capacity(cmds.len());
         let mut committed: Vec<LoggedEvent> = Vec::new();
-        let mut touched: Vec<HashMap<String, StoredProgress>> = Vec::new();
+        let mut touched: Vec<PlayerMap<StoredProgress>> = Vec::new();
         let cache = &mut self.progress_cache;
         let erased = &mut self.erased;
         let head = self.head;
@@ -410,7 +416,7 @@ fn finish<T: Send + 'static>(
 
 fn append(
     conn: &Connection,
-    events: Vec<NewEvent>,
+    events: Vec<(NewEvent, String)>,
 ) -> Result<(Vec<Appended>, Vec<LoggedEvent>), StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO events (event_id, player_id, type, ts, received_at_ms, xp, payload)
@@ -418,10 +424,8 @@ fn append(
     )?;
     let mut out = Vec::with_capacity(events.len());
     let mut logged = Vec::with_capacity(events.len());
-    for ne in events {
+    for (ne, payload) in events {
         let e = &ne.event;
-        let payload =
-            serde_json::to_string(&e.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let xp = liveops_domain::progression::xp_for(&e.kind);
         let n = stmt.execute(params![
             e.event_id.as_str(),
@@ -516,9 +520,9 @@ fn apply(
     conn: &Connection,
     consumer: &str,
     events: &[LoggedEvent],
-    cache: &mut HashMap<String, StoredProgress>,
-    erased: &HashMap<String, u64>,
-) -> Result<(u64, HashMap<String, StoredProgress>), StoreError> {
+    cache: &mut PlayerMap<StoredProgress>,
+    erased: &PlayerMap<u64>,
+) -> Result<(u64, PlayerMap<StoredProgress>), StoreError> {
     let start = cursor_of(conn, consumer)?;
     let cursor = events
         .iter()
@@ -554,9 +558,9 @@ fn apply(
 fn fold_into_progress(
     conn: &Connection,
     events: &[&LoggedEvent],
-    cache: &mut HashMap<String, StoredProgress>,
-) -> Result<HashMap<String, StoredProgress>, StoreError> {
-    let mut touched: HashMap<String, StoredProgress> = HashMap::new();
+    cache: &mut PlayerMap<StoredProgress>,
+) -> Result<PlayerMap<StoredProgress>, StoreError> {
+    let mut touched: PlayerMap<StoredProgress> = PlayerMap::default();
     let mut grant = conn.prepare_cached(
         "INSERT INTO rewards (player_id, reward_id, item, level, granted_at_ms, event_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
@@ -709,8 +713,8 @@ fn resolve(
     resolution: Resolution,
     by: &str,
     at: DateTime<Utc>,
-    cache: &mut HashMap<String, StoredProgress>,
-) -> Result<(ResolveOutcome, HashMap<String, StoredProgress>), StoreError> {
+    cache: &mut PlayerMap<StoredProgress>,
+) -> Result<(ResolveOutcome, PlayerMap<StoredProgress>), StoreError> {
     let flag = {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {FLAG_COLUMNS} FROM suspicious_events WHERE event_id = ?1"
@@ -718,11 +722,11 @@ fn resolve(
         let mut rows = stmt.query([event_id])?;
         match rows.next()? {
             Some(r) => row_to_flag(r)?,
-            None => return Ok((ResolveOutcome::NotFound, HashMap::new())),
+            None => return Ok((ResolveOutcome::NotFound, PlayerMap::default())),
         }
     };
     if flag.status != FlagStatus::Quarantined {
-        return Ok((ResolveOutcome::NotQuarantined(flag), HashMap::new()));
+        return Ok((ResolveOutcome::NotQuarantined(flag), PlayerMap::default()));
     }
     let status = match resolution {
         Resolution::Release => FlagStatus::Released,
@@ -738,7 +742,7 @@ fn resolve(
         by,
         event_id
     ])?;
-    let mut touched = HashMap::new();
+    let mut touched = PlayerMap::default();
     let mut event = None;
     if resolution == Resolution::Release {
         let mut stmt = conn.prepare_cached(&format!(
@@ -849,6 +853,15 @@ fn row_to_logged(r: &rusqlite::Row<'_>) -> Result<LoggedEvent, StoreError> {
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
+        // Encoded here, on the caller's task: the writer thread is what bounds ingest.
+        let events = events
+            .into_iter()
+            .map(|ne| {
+                let payload = serde_json::to_string(&ne.event.payload)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((ne, payload))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         self.write(|reply| WriteCmd::Append(events, reply)).await
     }
 
