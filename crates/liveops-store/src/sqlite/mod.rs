@@ -6,7 +6,8 @@
 //! covers hundreds of events instead of one each, while an idle server still commits a lone
 //! event at once. Each command runs inside its own savepoint so one failing command does not
 //! take its neighbours down. Reads use a small pool of read connections, which WAL lets run
-//! alongside the writer.
+//! alongside the writer, and a checkpointer thread copies the WAL back into the database file
+//! on a connection of its own, so that this work is not done inside the writer's commits.
 
 mod schema;
 
