@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use liveops_store::{Appended, EventLog, LoggedEvent, NewEvent, StoreError};
 use tokio::sync::{watch, Mutex};
 
+use crate::log::EMPTY_READ_PAUSES_MS;
 use crate::{Delivery, NatsEventLog, RoleConsumer, RoleOptions};
 
 /// How long a read waits for the first message when the stream has nothing new; the pipeline
@@ -26,8 +27,6 @@ const FETCH_WAIT: Duration = Duration::from_millis(200);
 /// A read that would carry fewer events than this waits [`LINGER`] for more first.
 const LINGER_BELOW: u64 = 256;
 const LINGER: Duration = Duration::from_millis(5);
-/// Pauses before fetching again when nothing came although the head is past the cursor.
-const EMPTY_READ_PAUSES_MS: [u64; 4] = [5, 20, 50, 100];
 
 pub struct RoleFeed {
     log: NatsEventLog,

@@ -63,7 +63,7 @@ const READER_REUSE: Duration = Duration::from_secs(20);
 pub(crate) const MAX_PULL: usize = 10_000;
 /// Pauses before re-reading when a read came back empty below the known head (see
 /// [`NatsEventLog::read_events`]); the stored messages are normally delivered on the next try.
-const EMPTY_READ_PAUSES_MS: [u64; 4] = [5, 20, 50, 100];
+pub(crate) const EMPTY_READ_PAUSES_MS: [u64; 4] = [5, 20, 50, 100];
 
 /// How the log's stream and connection are set up. [`Default`] gives the documented defaults.
 #[derive(Debug, Clone)]

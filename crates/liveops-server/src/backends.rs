@@ -61,7 +61,11 @@ impl Services {
             board_source: Arc::new(store.clone()),
             admin: Arc::new(store.clone()),
             fairness: Arc::new(store),
-            archive: Arc::new(FileArchive::new(cfg.archive_dir.clone())),
+            archive: Arc::new(FileArchive::new(
+                cfg.archive_dir
+                    .clone()
+                    .unwrap_or_else(|| cfg.data_dir.join("archive")),
+            )),
             clock,
             election: Election::Alone,
             postgres: None,
@@ -114,8 +118,12 @@ impl Services {
             admin: Arc::new(store.clone()),
             fairness: Arc::new(store.clone()),
             // The standings of ended periods live in PostgreSQL (`leaderboard_snapshots`),
-            // shared by every process.
-            archive: Arc::new(store.clone()),
+            // shared by every process, unless ARCHIVE_URL names a directory: then every
+            // process must see the same one (a shared mount, as object storage would be).
+            archive: match &cfg.archive_dir {
+                Some(dir) => Arc::new(FileArchive::new(dir.clone())),
+                None => Arc::new(store.clone()),
+            },
             clock,
             election: Election::Postgres {
                 pool: store.pool().clone(),

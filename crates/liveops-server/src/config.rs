@@ -342,9 +342,9 @@ pub struct Config {
     pub bind_addr: IpAddr,
     pub env: Env,
     pub data_dir: PathBuf,
-    /// Where the embedded archive keeps its files: `ARCHIVE_URL` (`file://`), by default
-    /// `DATA_DIR/archive`. Unused on PostgreSQL, whose archive is a table.
-    pub archive_dir: PathBuf,
+    /// The directory of `ARCHIVE_URL` (`file://`), when it is set. Unset, the archive is
+    /// `DATA_DIR/archive` on SQLite and the `leaderboard_snapshots` table on PostgreSQL.
+    pub archive_dir: Option<PathBuf>,
     /// The default signing key (no `X-Key-Id`).
     pub hmac_secret: Secret,
     pub secret_source: SecretSource,
@@ -553,7 +553,7 @@ impl Config {
             }
         };
         let archive_dir = match raw.archive_url.as_deref().filter(|u| !u.is_empty()) {
-            None => raw.data_dir.join("archive"),
+            None => None,
             Some(url) => {
                 let path = url.strip_prefix("file://").ok_or_else(|| {
                     bad(
@@ -567,15 +567,7 @@ impl Config {
                         format!("expected file:// and an absolute path (file:///var/lib/liveops/archive), got {url:?}"),
                     ));
                 }
-                // On PostgreSQL the archive is its `leaderboard_snapshots` table, which every
-                // process shares; a directory would hold one process's view only.
-                if database != Database::Sqlite {
-                    return Err(bad(
-                        "ARCHIVE_URL",
-                        "with DB_URL=postgres://... the archive is PostgreSQL's leaderboard_snapshots table; unset ARCHIVE_URL",
-                    ));
-                }
-                PathBuf::from(path)
+                Some(PathBuf::from(path))
             }
         };
         let mut windows = Vec::new();
@@ -858,13 +850,17 @@ mod tests {
     fn archive_url_picks_the_archive_directory_or_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let default = Config::from_raw(raw(&[], dir.path())).unwrap();
-        assert_eq!(default.archive_dir, dir.path().join("archive"));
+        assert_eq!(default.archive_dir, None);
         let set = Config::from_raw(raw(&["--archive-url", "file:///srv/archive"], dir.path()));
-        assert_eq!(set.unwrap().archive_dir, PathBuf::from("/srv/archive"));
+        assert_eq!(
+            set.unwrap().archive_dir,
+            Some(PathBuf::from("/srv/archive"))
+        );
         for bad_url in ["s3://bucket/x", "file://relative/dir", "/srv/archive"] {
             let e = Config::from_raw(raw(&["--archive-url", bad_url], dir.path())).unwrap_err();
             assert_eq!(e.var, "ARCHIVE_URL", "{bad_url}");
         }
+        // SPEC section 2: on the engines too, the archive goes where ARCHIVE_URL says.
         let on_pg = Config::from_raw(raw(
             &[
                 "--archive-url",
@@ -874,8 +870,8 @@ mod tests {
             ],
             dir.path(),
         ))
-        .unwrap_err();
-        assert_eq!(on_pg.var, "ARCHIVE_URL");
+        .unwrap();
+        assert_eq!(on_pg.archive_dir, Some(PathBuf::from("/srv/archive")));
     }
 
     #[test]

@@ -71,6 +71,13 @@ fn flag(le: &LoggedEvent, status: FlagStatus) -> FlagRecord {
     }
 }
 
+/// The fairness role quarantines `held` and moves its cursor to `head`.
+async fn quarantine<S: Store>(s: &S, held: &LoggedEvent, head: u64) {
+    s.record_flags("fairness", vec![flag(held, FlagStatus::Quarantined)], head)
+        .await
+        .unwrap();
+}
+
 async fn xp_of<S: Store>(s: &S, player: &str) -> Option<i64> {
     s.progress(&pid(player))
         .await
@@ -649,13 +656,7 @@ async fn a_release_and_an_apply_in_flight_together_both_count<S: Store>(s: &S) {
             .await
             .unwrap();
         let log = s.read_after(applied, 10).await.unwrap();
-        s.record_flags(
-            "fairness",
-            vec![flag(&log[0], FlagStatus::Quarantined)],
-            log[1].seq,
-        )
-        .await
-        .unwrap();
+        quarantine(s, &log[0], log[1].seq).await;
         let decided = Arc::new(s.read_decided_after(applied, 10, log[1].seq).await.unwrap());
         assert_eq!(decided.len(), 1, "the quarantined event is held back");
         let held = id(2);
@@ -672,13 +673,7 @@ async fn a_release_and_an_apply_in_flight_together_both_count<S: Store>(s: &S) {
 async fn concurrent_releases_apply_once<S: Store>(s: &S) {
     s.append(vec![ev("cr1", "p_cr", 300)]).await.unwrap();
     let log = s.read_after(0, 10).await.unwrap();
-    s.record_flags(
-        "fairness",
-        vec![flag(&log[0], FlagStatus::Quarantined)],
-        log[0].seq,
-    )
-    .await
-    .unwrap();
+    quarantine(s, &log[0], log[0].seq).await;
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let s = s.clone();
