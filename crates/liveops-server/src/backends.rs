@@ -148,8 +148,9 @@ struct SequencedLog {
 }
 
 /// The permanent-dedup lookups of concurrent requests, coalesced: one query answers whatever
-/// queued while the previous one ran (the group commit's trick applied to reads). One query per
-/// request cost PostgreSQL more CPU than everything else in the pipeline under load.
+/// queued while the previous one ran (the group commit's trick applied to reads), on a
+/// connection of its own ([`IdLookup`](liveops_store::IdLookup)). One query per request cost PostgreSQL more CPU than
+/// everything else in the pipeline under load.
 #[derive(Clone)]
 struct KnownIds {
     tx: tokio::sync::mpsc::Sender<Lookup>,
@@ -166,6 +167,7 @@ const MAX_LOOKUP_IDS: usize = 4000;
 impl KnownIds {
     fn start(store: PgStore) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Lookup>(4096);
+        let mut lookup = store.id_lookup();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut group = vec![first];
@@ -183,7 +185,7 @@ impl KnownIds {
                     .iter()
                     .flat_map(|(ids, _)| ids.iter().map(String::as_str))
                     .collect();
-                match store.known_event_ids(&all).await {
+                match lookup.known(&all).await {
                     Ok(found) => {
                         for (ids, reply) in group {
                             let mine = ids.into_iter().filter(|id| found.contains(id)).collect();

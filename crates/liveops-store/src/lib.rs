@@ -34,7 +34,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
 pub use archive::{Archive, ArchivedEntry, ArchivedPeriod, FileArchive};
-pub use postgres::PgStore;
+pub use postgres::{IdLookup, PgStore};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

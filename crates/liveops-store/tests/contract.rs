@@ -1105,6 +1105,10 @@ async fn postgres_records_stream_sequenced_events_once_with_their_flags() {
     assert_eq!(known.len(), 2);
     assert!(known.contains("j1") && known.contains("j3"));
     assert!(s.known_event_ids(&[]).await.unwrap().is_empty());
+    // The gateway's lookup, on a connection of its own, answers the same.
+    let mut lookup = s.id_lookup();
+    assert_eq!(lookup.known(&["j1", "j3", "nope"]).await.unwrap(), known);
+    assert!(lookup.known(&[]).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -1209,6 +1213,8 @@ async fn postgres_store_reports_unavailable_while_the_engine_is_gone_and_recover
         .await
         .unwrap();
     s.append(vec![ev("u1", "p_u", 1)]).await.unwrap();
+    let mut lookup = s.id_lookup();
+    assert_eq!(lookup.known(&["u1", "u9"]).await.unwrap().len(), 1);
 
     proxy.cut();
     let started = std::time::Instant::now();
@@ -1231,8 +1237,15 @@ async fn postgres_store_reports_unavailable_while_the_engine_is_gone_and_recover
         s.cursor("progression").await,
         Err(StoreError::Unavailable(_))
     ));
+    // The dedup lookup's own connection died with the cut: unavailable, not hung.
+    assert!(matches!(
+        lookup.known(&["u1"]).await,
+        Err(StoreError::Unavailable(_))
+    ));
 
     proxy.restore().await;
+    // ... and it takes a fresh connection once the engine is back.
+    assert_eq!(lookup.known(&["u1", "u9"]).await.unwrap().len(), 1);
     let mut tail = s.tail().unwrap();
     // Back without a restart of the store.
     let r = s.append(vec![ev("u2", "p_u", 1)]).await.unwrap();

@@ -34,6 +34,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::{CommittedBatch, LoggedEvent, StoreError};
 
+pub use log::IdLookup;
 use log::WriteCmd;
 
 /// How long a query waits for a pooled connection before the store reports
