@@ -138,7 +138,8 @@ impl Services {
 /// JetStream as the durable log, with the system of record's permanent dedup in front.
 ///
 /// JetStream drops a repeated `eventId` within its duplicate window; an older repeat is caught
-/// here, against the events already recorded in PostgreSQL (one indexed lookup per request).
+/// here, against the events already recorded in PostgreSQL (one indexed lookup per group of
+/// concurrent requests, see [`KnownIds`]).
 /// What slips between the two (a repeat of an event published but not yet recorded, and older
 /// than the window) is still applied once: fairness records by `eventId` and drops the repeat.
 struct SequencedLog {
