@@ -11,6 +11,7 @@
 //! - [`idempotency`]: [`IdempotencyKeys`] (`Idempotency-Key`, 208 / 409).
 //! - [`rate_limit`]: [`RateLimits`], a GCRA limit per key (per IP, per player, sessions).
 //! - [`blocks`]: [`BlockList`], the players the gateway refuses.
+//! - [`gate`]: [`PlayerGate`], a player's block and flood limit asked together, per event.
 //! - [`redis`]: the Redis implementations and [`RedisHotState::connect`].
 //! - [`testing`]: helpers for tests that need a Redis.
 //! - [`error`]: [`HotStateError`]; `Unavailable` means "answer 503 and retry".
@@ -19,6 +20,7 @@ pub mod blocks;
 pub mod board_index;
 pub mod boards;
 pub mod error;
+pub mod gate;
 pub mod idempotency;
 pub mod leaderboards;
 pub mod rate_limit;
@@ -29,9 +31,11 @@ pub use blocks::{BlockList, MemoryBlockList};
 pub use board_index::{BoardIndex, Entry};
 pub use boards::{BoardPage, FinishedPeriod, MemoryLeaderboards};
 pub use error::HotStateError;
+pub use gate::{Admission, PlayerGate, SeparateGate};
 pub use idempotency::{IdempotencyKeys, Lookup, MemoryIdempotencyKeys, Recorded};
 pub use leaderboards::{ApplyOutcome, BoardEvent, Leaderboards};
 pub use rate_limit::{MemoryRateLimits, Quota, RateLimits};
 pub use redis::{
-    RedisBlockList, RedisHotState, RedisIdempotencyKeys, RedisLeaderboards, RedisRateLimits,
+    RedisBlockList, RedisHotState, RedisIdempotencyKeys, RedisLeaderboards, RedisPlayerGate,
+    RedisRateLimits,
 };

@@ -12,7 +12,8 @@ use liveops_domain::window::Calendar;
 use liveops_domain::Clock;
 use liveops_hotstate::{
     BlockList, IdempotencyKeys, Leaderboards, MemoryBlockList, MemoryIdempotencyKeys,
-    MemoryLeaderboards, MemoryRateLimits, Quota, RateLimits, RedisHotState,
+    MemoryLeaderboards, MemoryRateLimits, PlayerGate, Quota, RateLimits, RedisHotState,
+    SeparateGate,
 };
 use liveops_store::EventLog;
 use tokio::net::TcpListener;
@@ -42,6 +43,8 @@ pub struct HotState {
     /// Guest sessions issued per client IP.
     pub sessions: Arc<dyn RateLimits>,
     pub blocks: Arc<dyn BlockList>,
+    /// `blocks` and `flood` asked together for every event (one command on a Redis node).
+    pub gate: Arc<dyn PlayerGate>,
     /// The Redis connection, for `/readyz`; `None` in memory.
     pub redis: Option<RedisHotState>,
 }
@@ -57,6 +60,8 @@ impl HotState {
         let flood = Quota::per_second(cfg.flood_max_per_sec);
         let sessions = Quota::per_minute(cfg.session_issue_per_minute);
         let Some(url) = &cfg.redis_url else {
+            let flood: Arc<dyn RateLimits> = Arc::new(MemoryRateLimits::new(flood));
+            let blocks: Arc<dyn BlockList> = Arc::new(MemoryBlockList::new(clock));
             return Ok(HotState {
                 leaderboards: Arc::new(MemoryLeaderboards::new(
                     calendar.clone(),
@@ -64,9 +69,10 @@ impl HotState {
                 )),
                 idempotency: Arc::new(MemoryIdempotencyKeys::new(cfg.idemp_ttl)),
                 ip_limits: Arc::new(MemoryRateLimits::new(ip)),
-                flood: Arc::new(MemoryRateLimits::new(flood)),
+                gate: Arc::new(SeparateGate::new(blocks.clone(), flood.clone())),
+                flood,
                 sessions: Arc::new(MemoryRateLimits::new(sessions)),
-                blocks: Arc::new(MemoryBlockList::new(clock)),
+                blocks,
                 redis: None,
             });
         };
@@ -84,7 +90,8 @@ impl HotState {
             ip_limits: Arc::new(redis.rate_limits("ip", ip)),
             flood: Arc::new(redis.rate_limits("flood", flood)),
             sessions: Arc::new(redis.rate_limits("session", sessions)),
-            blocks: Arc::new(redis.block_list(clock)),
+            blocks: Arc::new(redis.block_list(clock.clone())),
+            gate: redis.player_gate(flood, clock),
             redis: Some(redis),
         })
     }
@@ -137,6 +144,7 @@ impl Application {
             blocks: blocks.clone(),
             session_limiter: hot.sessions.clone(),
             flood: hot.flood.clone(),
+            gate: hot.gate.clone(),
             failed: Arc::new(FailedEvents::new(FAILED_EVENTS_KEPT)),
             clock: clock.clone(),
         };

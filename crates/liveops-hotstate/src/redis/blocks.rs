@@ -34,6 +34,11 @@ end
 return n
 "#;
 
+/// The hash of blocks, shared with the player gate's script.
+pub(super) fn blocks_key(namespace: &str) -> String {
+    format!("{{{namespace}}}:blocks")
+}
+
 pub struct RedisBlockList {
     conn: RedisConn,
     key: String,
@@ -46,7 +51,8 @@ fn encode(until: Until) -> String {
     until.map_or_else(|| FOREVER.to_string(), |t| t.timestamp_millis().to_string())
 }
 
-fn decode(v: &str) -> Result<Until, HotStateError> {
+/// A stored block end (`forever` or unix ms), as the gate's script reads it too.
+pub(super) fn decode(v: &str) -> Result<Until, HotStateError> {
     if v == FOREVER {
         return Ok(None);
     }
@@ -61,7 +67,7 @@ impl RedisBlockList {
     pub(crate) fn new(conn: RedisConn, namespace: &str, clock: Arc<dyn Clock>) -> Self {
         Self {
             conn,
-            key: format!("{{{namespace}}}:blocks"),
+            key: blocks_key(namespace),
             clock,
             load: Script::new(LOAD),
             prune: Script::new(PRUNE),

@@ -2,7 +2,8 @@
 //!
 //! - [`RedisHotState::connect`]: one connection (reconnecting by itself) shared by all four;
 //!   a `REDIS_URL` holding a comma-separated list of node URLs means a cluster.
-//! - [`RedisLeaderboards`], [`RedisIdempotencyKeys`], [`RedisRateLimits`], [`RedisBlockList`].
+//! - [`RedisLeaderboards`], [`RedisIdempotencyKeys`], [`RedisRateLimits`], [`RedisBlockList`],
+//!   and [`RedisPlayerGate`] (a player's block and flood bucket in one script).
 //!
 //! Every key starts with the namespace (`NAMESPACE`), inside a hash tag where several keys must
 //! share a cluster slot: `{<ns>:lb}:...` for the boards, `{<ns>}:blocks`, and plain
@@ -12,6 +13,7 @@
 //! second (the gateway answers 503 with `Retry-After`) instead of a hung request.
 
 mod blocks;
+mod gate;
 mod idempotency;
 mod leaderboards;
 mod rate_limit;
@@ -26,11 +28,13 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 pub use blocks::RedisBlockList;
+pub use gate::RedisPlayerGate;
 pub use idempotency::RedisIdempotencyKeys;
 pub use leaderboards::RedisLeaderboards;
 pub use rate_limit::RedisRateLimits;
 
 use crate::error::HotStateError;
+use crate::gate::{PlayerGate, SeparateGate};
 use crate::rate_limit::Quota;
 
 /// The longest any one request (a command, a pipeline, a script) may take, including a
@@ -232,6 +236,26 @@ impl RedisHotState {
     /// The block list; expiry is judged with `clock`.
     pub fn block_list(&self, clock: Arc<dyn Clock>) -> RedisBlockList {
         RedisBlockList::new(self.conn.clone(), &self.namespace, clock)
+    }
+
+    /// The gateway's per-event gate: a player's block and their `flood` limit (`quota`, `None`
+    /// disables it), on the keys of [`Self::block_list`] and `rate_limits("flood", ..)`. One
+    /// script on a single node; on a cluster the two live in different slots, so they are
+    /// asked separately (at once).
+    pub fn player_gate(&self, quota: Option<Quota>, clock: Arc<dyn Clock>) -> Arc<dyn PlayerGate> {
+        if self.is_cluster() {
+            return Arc::new(SeparateGate::new(
+                Arc::new(self.block_list(clock)),
+                Arc::new(self.rate_limits("flood", quota)),
+            ));
+        }
+        Arc::new(RedisPlayerGate::new(
+            self.conn.clone(),
+            rate_limit::limit_prefix(&self.namespace, "flood"),
+            blocks::blocks_key(&self.namespace),
+            quota,
+            clock,
+        ))
     }
 
     /// Deletes every key of this namespace (tests, `liveops` maintenance). Single node only:

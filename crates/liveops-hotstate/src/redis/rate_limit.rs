@@ -15,19 +15,34 @@ use super::RedisConn;
 use crate::error::HotStateError;
 use crate::rate_limit::{Quota, RateLimits};
 
-/// KEYS: the bucket. ARGV: T (microseconds), N. Returns {1, 0} allowed or {0, wait in us}.
-const GCRA: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - burst * interval
-if allow_at > now then return {0, allow_at - now} end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return {1, 0}
+/// GCRA as a Lua function, shared by this script and the player gate's
+/// (`super::gate`): `gcra(key, T in microseconds, N)` returns {1, 0} allowed or {0, wait in us}.
+pub(super) const GCRA_FN: &str = r#"
+local function gcra(key, interval, burst)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - burst * interval
+  if allow_at > now then return {0, allow_at - now} end
+  redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+  return {1, 0}
+end
 "#;
+
+/// KEYS: the bucket. ARGV: T (microseconds), N.
+const GCRA_CALL: &str = "return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))";
+
+/// The key prefix of the limit named `name`; the limited key (an IP, a player) follows.
+pub(super) fn limit_prefix(namespace: &str, name: &str) -> String {
+    format!("{namespace}:rl:{name}:")
+}
+
+/// GCRA's emission interval in whole microseconds (at least 1), as the scripts take it.
+pub(super) fn interval_us(q: &Quota) -> u64 {
+    (q.interval().as_micros() as u64).max(1)
+}
 
 pub struct RedisRateLimits {
     conn: RedisConn,
@@ -42,9 +57,9 @@ impl RedisRateLimits {
     pub(crate) fn new(conn: RedisConn, namespace: &str, name: &str, quota: Option<Quota>) -> Self {
         Self {
             conn,
-            prefix: format!("{namespace}:rl:{name}:"),
+            prefix: limit_prefix(namespace, name),
             quota,
-            script: Script::new(GCRA),
+            script: Script::new(&format!("{GCRA_FN}{GCRA_CALL}")),
         }
     }
 }
@@ -55,13 +70,12 @@ impl RateLimits for RedisRateLimits {
         let Some(q) = self.quota else {
             return Ok(None);
         };
-        let interval_us = (q.interval().as_micros() as u64).max(1);
         let (allowed, wait_us): (i64, i64) = self
             .conn
             .script(
                 self.script
                     .key(format!("{}{key}", self.prefix))
-                    .arg(interval_us)
+                    .arg(interval_us(&q))
                     .arg(q.max.get()),
             )
             .await?;

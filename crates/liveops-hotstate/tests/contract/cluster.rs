@@ -151,5 +151,6 @@ async fn contract_holds_on_a_three_node_cluster() {
     suite::idempotency_replay_conflict_release_and_ttl(&b).await;
     suite::rate_limit_burst_then_wait_then_refill(&b).await;
     suite::blocks_expire_prune_and_load(&b).await;
+    suite::player_gate_answers_the_block_and_the_flood_limit_together(&b).await;
     drop(nodes);
 }

@@ -14,7 +14,8 @@ use liveops_domain::Clock;
 use liveops_hotstate::testing::{redis_or_skip, WipeOnDrop};
 use liveops_hotstate::{
     BlockList, IdempotencyKeys, Leaderboards, MemoryBlockList, MemoryIdempotencyKeys,
-    MemoryLeaderboards, MemoryRateLimits, Quota, RateLimits, RedisHotState,
+    MemoryLeaderboards, MemoryRateLimits, PlayerGate, Quota, RateLimits, RedisHotState,
+    SeparateGate,
 };
 
 /// Builds the implementation under test; every build shares one namespace per test.
@@ -52,6 +53,22 @@ impl Backend {
         match self {
             Backend::Memory => Arc::new(MemoryBlockList::new(clock)),
             Backend::Redis(r) => Arc::new(r.block_list(clock)),
+        }
+    }
+
+    /// The player gate over `blocks` and `flood` (built by [`Self::blocks`] and
+    /// `limits("flood", quota)`): in memory it wraps those two; on Redis it is built from the
+    /// same namespace and must see what they wrote.
+    pub fn gate(
+        &self,
+        blocks: Arc<dyn BlockList>,
+        flood: Arc<dyn RateLimits>,
+        quota: Option<Quota>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<dyn PlayerGate> {
+        match self {
+            Backend::Memory => Arc::new(SeparateGate::new(blocks, flood)),
+            Backend::Redis(r) => r.player_gate(quota, clock),
         }
     }
 }
@@ -94,4 +111,5 @@ contract!(
     idempotency_replay_conflict_release_and_ttl,
     rate_limit_burst_then_wait_then_refill,
     blocks_expire_prune_and_load,
+    player_gate_answers_the_block_and_the_flood_limit_together,
 );

@@ -651,3 +651,69 @@ pub async fn blocks_expire_prune_and_load(b: &Backend) {
         Some(None)
     );
 }
+
+pub async fn player_gate_answers_the_block_and_the_flood_limit_together(b: &Backend) {
+    let clock = ManualClock::new(utc(NOW));
+    let clock_dyn: Arc<dyn liveops_domain::Clock> = Arc::new(clock.clone());
+    let blocks = b.blocks(clock_dyn.clone());
+    let quota = Quota::per_second(2);
+    let flood = b.limits("flood", quota);
+    let gate = b.gate(blocks.clone(), flood.clone(), quota, clock_dyn.clone());
+    let until = utc(NOW) + chrono::Duration::seconds(60);
+    blocks.set(&p("alice"), Some(until)).await.expect("set");
+    blocks.set(&p("mallory"), None).await.expect("set");
+
+    let open = gate.admit(&p("bob")).await.expect("admit");
+    assert_eq!((open.blocked, open.flood_wait), (None, None));
+    assert_eq!(gate.admit(&p("bob")).await.expect("admit").flood_wait, None);
+    let third = gate.admit(&p("bob")).await.expect("admit");
+    assert_eq!(third.blocked, None);
+    let wait = third.flood_wait.expect("a burst of 2, so the third waits");
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_millis(500),
+        "{wait:?}"
+    );
+    assert!(
+        flood.check("bob").await.expect("check").is_some(),
+        "the gate drew on the flood limit's own bucket"
+    );
+
+    assert_eq!(
+        gate.admit(&p("alice")).await.expect("admit").blocked,
+        Some(Some(until))
+    );
+    assert_eq!(
+        gate.admit(&p("mallory")).await.expect("admit").blocked,
+        Some(None),
+        "blocked until an operator unblocks"
+    );
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(
+        gate.admit(&p("alice")).await.expect("admit").blocked,
+        None,
+        "the block ended"
+    );
+    blocks.clear(&p("mallory")).await.expect("clear");
+    assert_eq!(
+        gate.admit(&p("mallory")).await.expect("admit").blocked,
+        None,
+        "an unblock holds at once"
+    );
+
+    // No flood limit: only the block is read.
+    let unlimited = b.gate(
+        blocks.clone(),
+        b.limits("flood", None),
+        None,
+        clock_dyn.clone(),
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            unlimited.admit(&p("carol")).await.expect("admit"),
+            liveops_hotstate::Admission {
+                blocked: None,
+                flood_wait: None
+            }
+        );
+    }
+}

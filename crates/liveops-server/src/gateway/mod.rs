@@ -32,7 +32,7 @@ use crate::error::{ApiError, ErrorCode};
 use auth::Verifier;
 use failed::{FailedEvent, FailedEvents};
 use liveops_hotstate::rate_limit::retry_after_secs;
-use liveops_hotstate::{BlockList, IdempotencyKeys, Lookup, RateLimits, Recorded};
+use liveops_hotstate::{BlockList, IdempotencyKeys, Lookup, PlayerGate, RateLimits, Recorded};
 use rate_limit::IpRateLimiter;
 
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -52,8 +52,10 @@ pub struct GatewayState {
     pub blocks: Arc<dyn BlockList>,
     /// Guest sessions issued per client IP.
     pub session_limiter: Arc<dyn RateLimits>,
-    /// Per-player `FLOOD_MAX_PER_SEC`, keyed by playerId.
+    /// Per-player `FLOOD_MAX_PER_SEC`, keyed by playerId (swept here; drawn on through `gate`).
     pub flood: Arc<dyn RateLimits>,
+    /// `blocks` and `flood` asked together for every event: one command on a Redis node.
+    pub gate: Arc<dyn PlayerGate>,
     pub failed: Arc<FailedEvents>,
     pub clock: Arc<dyn Clock>,
 }
@@ -123,13 +125,12 @@ impl GatewayState {
             )
             .with_field("playerId"));
         }
-        // Both gates at once (on Redis, one round trip's wait instead of two). A blocked
-        // player's flood bucket is drawn on too; the block answers first either way.
-        let (blocked, flood) = tokio::join!(
-            self.blocks.blocked(player),
-            self.flood.check(player.as_str())
-        );
-        if let Some(until) = blocked.map_err(ApiError::unavailable)? {
+        let admission = self
+            .gate
+            .admit(player)
+            .await
+            .map_err(ApiError::unavailable)?;
+        if let Some(until) = admission.blocked {
             let when = until.map_or("until an operator unblocks them".to_string(), |t| {
                 format!("until {}", t.to_rfc3339())
             });
@@ -138,7 +139,7 @@ impl GatewayState {
                 format!("player {player} is blocked {when}"),
             ));
         }
-        match flood.map_err(ApiError::unavailable)? {
+        match admission.flood_wait {
             Some(wait) => Err(flooding(player, retry_after_secs(wait))),
             None => Ok(()),
         }
