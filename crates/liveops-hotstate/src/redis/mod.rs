@@ -1,6 +1,6 @@
 //! The Redis implementations of the hot-state ports, for one node or a Redis Cluster.
 //!
-//! - [`RedisHotState::connect`]: one connection (reconnecting by itself) shared by all four;
+//! - [`RedisHotState::connect`]: one connection (reconnecting by itself) shared by all of them;
 //!   a `REDIS_URL` holding a comma-separated list of node URLs means a cluster.
 //! - [`RedisLeaderboards`], [`RedisIdempotencyKeys`], [`RedisRateLimits`], [`RedisBlockList`],
 //!   and [`RedisPlayerGate`] (a player's block and flood bucket in one script).
