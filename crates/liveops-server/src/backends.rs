@@ -150,8 +150,8 @@ struct SequencedLog {
 
 /// The permanent-dedup lookups of concurrent requests, coalesced: one query answers whatever
 /// queued while the previous one ran (the group commit's trick applied to reads), on a
-/// connection of its own ([`IdLookup`](liveops_store::IdLookup)). One query per request cost PostgreSQL more CPU than
-/// everything else in the pipeline under load.
+/// connection of its own ([`IdLookup`](liveops_store::IdLookup)). One query per request cost
+/// PostgreSQL more CPU than everything else in the pipeline under load.
 #[derive(Clone)]
 struct KnownIds {
     tx: tokio::sync::mpsc::Sender<Lookup>,

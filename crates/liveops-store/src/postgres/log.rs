@@ -1,5 +1,5 @@
 //! The event log on PostgreSQL: the group-committing writer task, [`EventLog`], and the
-//! JetStream deployment's [`PgStore::record_sequenced`] / [`PgStore::known_event_ids`].
+//! JetStream deployment's [`PgStore::record_sequenced`] / [`PgStore::id_lookup`].
 //!
 //! Group commit: the writer takes whatever commands queued while the previous commit ran and
 //! commits them in one transaction, consecutive appends as ONE multi-row insert (arrays through
@@ -433,15 +433,8 @@ impl PgStore {
         Ok(inserted.into_iter().map(|s| s as u64).collect())
     }
 
-    /// Which of these eventIds are already in the log (the gateway's permanent dedup check when
-    /// JetStream is the log), on a pooled connection. The gateway's hot path uses an
-    /// [`IdLookup`] instead.
-    pub async fn known_event_ids(&self, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        known_ids_query(&mut conn, ids).await
-    }
-
-    /// A permanent-dedup lookup with a connection of its own; see [`IdLookup`].
+    /// The gateway's permanent-dedup check when JetStream is the log ("which of these eventIds
+    /// are in the log already?"), with a connection of its own; see [`IdLookup`].
     pub fn id_lookup(&self) -> IdLookup {
         IdLookup {
             pool: self.pool.clone(),
@@ -527,9 +520,6 @@ async fn known_ids_query(
     conn: &mut PgConnection,
     ids: &[&str],
 ) -> Result<HashSet<String>, StoreError> {
-    if ids.is_empty() {
-        return Ok(HashSet::new());
-    }
     let found: Vec<String> =
         sqlx::query_scalar("SELECT event_id FROM events WHERE event_id = ANY($1)")
             .bind(ids)
