@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use liveops_domain::PlayerId;
+use liveops_domain::{Event, PlayerId};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -326,12 +326,15 @@ struct Rows {
 
 impl Rows {
     fn push(&mut self, ne: &NewEvent) -> Result<(), StoreError> {
-        let e = &ne.event;
+        self.push_parts(&ne.event, ne.received_at)
+    }
+
+    fn push_parts(&mut self, e: &Event, received_at: DateTime<Utc>) -> Result<(), StoreError> {
         self.event_id.push(e.event_id.to_string());
         self.player_id.push(e.player_id.to_string());
         self.kind.push(e.kind.event_type().as_str());
         self.ts.push(e.ts);
-        self.received_at.push(ms(ne.received_at));
+        self.received_at.push(ms(received_at));
         self.xp.push(liveops_domain::progression::xp_for(&e.kind));
         self.payload.push(
             serde_json::to_string(&e.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -390,10 +393,7 @@ impl PgStore {
             let seq = i64::try_from(le.seq)
                 .map_err(|_| StoreError::Corrupt(format!("sequence {} out of range", le.seq)))?;
             seqs.push(seq);
-            rows.push(&NewEvent {
-                event: le.event.clone(),
-                received_at: le.received_at,
-            })?;
+            rows.push_parts(&le.event, le.received_at)?;
         }
         let mut tx = self.pool.begin().await?;
         let mut inserted: Vec<i64> = if events.is_empty() {

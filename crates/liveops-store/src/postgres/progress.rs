@@ -8,7 +8,7 @@
 //! A player's progress row is read, changed in memory and written back, so every writer of
 //! `player_progress` (this apply and the release of a quarantined event) locks the rows it
 //! changes first (`FOR UPDATE`, in player order so two batches cannot deadlock); a missing row
-//! is created empty before the lock so a new player is covered too.
+//! is created empty and then locked, so a new player is covered too.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -42,27 +42,26 @@ pub(super) async fn fold_into_progress(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    // The epoch marks a row created just now; `updated_at` becomes the first event's time.
-    sqlx::query(
-        "INSERT INTO player_progress (player_id, xp, level, boss_kills, updated_at)
-         SELECT p, 0, 1, '{}', 'epoch' FROM UNNEST($1::text[]) AS p
-         ON CONFLICT (player_id) DO NOTHING",
-    )
-    .bind(&players)
-    .execute(&mut *conn)
-    .await?;
-    let rows = sqlx::query(
-        "SELECT player_id, xp, level, boss_kills::text, updated_at FROM player_progress
-         WHERE player_id = ANY($1) ORDER BY player_id FOR UPDATE",
-    )
-    .bind(&players)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut state: HashMap<String, StoredProgress> = HashMap::with_capacity(rows.len());
-    for r in &rows {
-        let player: String = r.try_get(0)?;
-        let progress = decode_progress(&player, r)?;
-        state.insert(player, progress);
+    // Lock the rows that exist (almost all, once players are known); create only the missing
+    // ones, then lock those. Creating every row up front (ON CONFLICT DO NOTHING) cost a
+    // statement and an index probe per event for rows that were there already.
+    let mut state = lock_progress(&mut *conn, &players).await?;
+    let missing: Vec<String> = players
+        .iter()
+        .filter(|p| !state.contains_key(p.as_str()))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        // The epoch marks a row created just now; `updated_at` becomes the first event's time.
+        sqlx::query(
+            "INSERT INTO player_progress (player_id, xp, level, boss_kills, updated_at)
+             SELECT p, 0, 1, '{}', 'epoch' FROM UNNEST($1::text[]) AS p
+             ON CONFLICT (player_id) DO NOTHING",
+        )
+        .bind(&missing)
+        .execute(&mut *conn)
+        .await?;
+        state.extend(lock_progress(&mut *conn, &missing).await?);
     }
 
     let mut rewards = RewardRows::default();
@@ -155,6 +154,28 @@ pub(super) async fn fold_into_progress(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The progress rows of `players` that exist, locked (`FOR UPDATE`, in player order so two
+/// writers cannot deadlock).
+async fn lock_progress(
+    conn: &mut PgConnection,
+    players: &[String],
+) -> Result<HashMap<String, StoredProgress>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT player_id, xp, level, boss_kills::text, updated_at FROM player_progress
+         WHERE player_id = ANY($1) ORDER BY player_id FOR UPDATE",
+    )
+    .bind(players)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut state = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let player: String = r.try_get(0)?;
+        let progress = decode_progress(&player, r)?;
+        state.insert(player, progress);
+    }
+    Ok(state)
 }
 
 #[derive(Default)]
