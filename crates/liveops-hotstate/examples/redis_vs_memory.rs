@@ -25,7 +25,7 @@ async fn measure(
     events: &[BoardEvent],
     now: DateTime<Utc>,
 ) {
-    boards.replace(Vec::new(), 0).await.expect("replace");
+    boards.replace(Vec::new(), 0, 0).await.expect("replace");
     let started = Instant::now();
     for chunk in events.chunks(BATCH) {
         let upto = chunk.last().map_or(0, |e| e.seq);

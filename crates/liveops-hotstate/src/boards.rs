@@ -50,10 +50,16 @@ pub struct MemoryLeaderboards {
     calendar: Calendar,
     /// Indexed like [`Window::ALL`]; `None` for a window not in `LB_WINDOWS`.
     slots: [Option<Slot>; 3],
-    /// The last log seq the boards include (the [`Leaderboards`] cursor); `None` until the
-    /// first [`Leaderboards::replace`]. Held for a whole batch so the batch and the cursor
-    /// move together.
-    cursor: Mutex<Option<u64>>,
+    /// The last log seq and the last release number the boards include (the [`Leaderboards`]
+    /// cursors); `None` until the first [`Leaderboards::replace`]. Held for a whole batch so the
+    /// batch and the cursor move together.
+    cursor: Mutex<Option<Cursors>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cursors {
+    log: u64,
+    released: u64,
 }
 
 #[derive(Debug)]
@@ -460,12 +466,16 @@ impl Leaderboards for MemoryLeaderboards {
     }
 
     async fn cursor(&self) -> Result<Option<u64>, HotStateError> {
-        Ok(*self.cursor.lock())
+        Ok(self.cursor.lock().map(|c| c.log))
+    }
+
+    async fn released_cursor(&self) -> Result<Option<u64>, HotStateError> {
+        Ok(self.cursor.lock().map(|c| c.released))
     }
 
     async fn apply(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError> {
         let mut cursor = self.cursor.lock();
-        let Some(at) = *cursor else {
+        let Some(Cursors { log: at, .. }) = *cursor else {
             return Ok(ApplyOutcome::NotBuilt);
         };
         let (mut counted, mut skipped, mut late) = (0, 0, Vec::new());
@@ -482,7 +492,9 @@ impl Leaderboards for MemoryLeaderboards {
                 e.received_at,
             ));
         }
-        *cursor = Some(at.max(upto));
+        if let Some(c) = cursor.as_mut() {
+            c.log = at.max(upto);
+        }
         Ok(ApplyOutcome::Applied {
             counted,
             skipped,
@@ -490,14 +502,29 @@ impl Leaderboards for MemoryLeaderboards {
         })
     }
 
-    async fn apply_released(&self, event: &BoardEvent) -> Result<Vec<Period>, HotStateError> {
-        let _cursor = self.cursor.lock();
-        Ok(MemoryLeaderboards::apply(
-            self,
-            &event.player,
-            event.xp,
-            event.received_at,
-        ))
+    async fn apply_released(
+        &self,
+        release: u64,
+        event: &BoardEvent,
+    ) -> Result<ApplyOutcome, HotStateError> {
+        let mut cursor = self.cursor.lock();
+        let Some(c) = cursor.as_mut() else {
+            return Ok(ApplyOutcome::NotBuilt);
+        };
+        if release <= c.released {
+            return Ok(ApplyOutcome::Applied {
+                counted: 0,
+                skipped: 1,
+                late: Vec::new(),
+            });
+        }
+        c.released = release;
+        let late = MemoryLeaderboards::apply(self, &event.player, event.xp, event.received_at);
+        Ok(ApplyOutcome::Applied {
+            counted: 1,
+            skipped: 0,
+            late,
+        })
     }
 
     async fn roll_over(&self, now: DateTime<Utc>) -> Result<Vec<FinishedPeriod>, HotStateError> {
@@ -519,13 +546,17 @@ impl Leaderboards for MemoryLeaderboards {
         &self,
         boards: Vec<(Period, Vec<(PlayerId, i64)>)>,
         cursor: u64,
+        released: u64,
     ) -> Result<(), HotStateError> {
         let mut at = self.cursor.lock();
         self.clear_all();
         for (period, rows) in boards {
             self.load(period, rows);
         }
-        *at = Some(cursor);
+        *at = Some(Cursors {
+            log: cursor,
+            released,
+        });
         Ok(())
     }
 }

@@ -7,6 +7,12 @@
 //! state holds nothing (never built, or wiped), [`Leaderboards::cursor`] is `None` and `apply`
 //! refuses with [`ApplyOutcome::NotBuilt`]: the caller rebuilds with [`Leaderboards::replace`],
 //! which installs exact boards and the cursor they are exact up to, in one step.
+//!
+//! Released events (quarantined, then released by an operator) never pass through the log
+//! consumer; they are numbered by the store in release order and reach the boards through
+//! [`Leaderboards::apply_released`], which keeps a second cursor, the release cursor, the same
+//! way. So a release counts once, and one the hot state missed (down at the time) is applied
+//! when the leaderboard worker catches up.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -114,9 +120,18 @@ pub trait Leaderboards: Send + Sync + 'static {
     /// such as an erased player's, still move it), all in one atomic step.
     async fn apply(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError>;
 
-    /// Adds one event regardless of the cursor: a quarantined event released by an operator,
-    /// which the log consumer never sees (the store's status change makes it happen once).
-    async fn apply_released(&self, event: &BoardEvent) -> Result<Vec<Period>, HotStateError>;
+    /// The last release number the boards include; `None` when they hold nothing.
+    async fn released_cursor(&self) -> Result<Option<u64>, HotStateError>;
+
+    /// Adds a released event (regardless of the log cursor: the log consumer never sees it) if
+    /// `release` is above the release cursor, and moves that cursor to it, in one atomic step.
+    /// Releases must be applied in release order. `counted` is 1 if it was added, `skipped` 1
+    /// if the cursor was already there.
+    async fn apply_released(
+        &self,
+        release: u64,
+        event: &BoardEvent,
+    ) -> Result<ApplyOutcome, HotStateError>;
 
     /// Hands out every board whose period ended at or before `now`, with its final standings,
     /// and removes it; each ended period is handed out once, even to concurrent callers. Events
@@ -131,11 +146,13 @@ pub trait Leaderboards: Send + Sync + 'static {
     async fn remove_player(&self, player: &PlayerId) -> Result<bool, HotStateError>;
 
     /// Replaces everything with `boards` (period, per-player XP; a player listed twice gets the
-    /// sum) and sets the cursor to `cursor`, atomically for readers and appliers: the rebuild
-    /// from the system of record. Forgets past rollovers. Periods of disabled windows are ignored.
+    /// sum) and sets the cursor to `cursor` and the release cursor to `released`, atomically for
+    /// readers and appliers: the rebuild from the system of record. Forgets past rollovers.
+    /// Periods of disabled windows are ignored.
     async fn replace(
         &self,
         boards: Vec<(Period, Vec<(PlayerId, i64)>)>,
         cursor: u64,
+        released: u64,
     ) -> Result<(), HotStateError>;
 }

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use liveops_domain::Clock;
 use liveops_domain::EventId;
-use liveops_hotstate::{BlockList, BoardEvent};
+use liveops_hotstate::BlockList;
 use liveops_store::{AdminStore, AuditEntry, Block, Resolution, ResolveOutcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -303,10 +303,10 @@ pub async fn reject(
 }
 
 /// Releases or rejects a quarantined event once. A release was applied to progression in the
-/// store's transaction; here it reaches the boards (under the leaderboard worker's lock, like
-/// any batch; outside the boards' cursor, which the decided log alone moves) and teaches the
-/// detector, as an accepted event would have. If the boards cannot take it now (hot state
-/// down), they miss it until the next rebuild, which counts it from the store.
+/// store's transaction, which also numbered it; here the boards catch up with it (by release
+/// number, so exactly once) and it teaches the detector, as an accepted event would have. If
+/// the boards cannot take it now (hot state down), the answer is still 200: the release is
+/// committed, and the leaderboard worker applies it within a second of the hot state's return.
 async fn resolve(
     s: AdminState,
     event_id: String,
@@ -337,16 +337,9 @@ async fn resolve(
         }
         ResolveOutcome::Resolved { flag, event } => {
             if let Some(e) = event {
-                let _applied = s.leaderboards.applied.lock().await;
-                let released = BoardEvent {
-                    seq: e.seq,
-                    player: e.event.player_id.clone(),
-                    xp: e.xp,
-                    received_at: e.received_at,
-                };
-                if let Err(err) = s.leaderboards.boards.apply_released(&released).await {
-                    tracing::error!(event_id = %e.event.event_id, error = %err,
-                        "a released event did not reach the leaderboards; POST /admin/leaderboards/rebuild restores them");
+                if let Err(err) = crate::leaderboard::catch_up_releases(&s.leaderboards).await {
+                    tracing::warn!(event_id = %e.event.event_id, error = %err,
+                        "a released event is not on the leaderboards yet; they catch up when the hot state is back");
                 }
                 s.fairness
                     .detector

@@ -291,8 +291,8 @@ pub enum Resolution {
 
 #[derive(Debug, Clone)]
 pub enum ResolveOutcome {
-    /// Done. On release the event, now applied to progression in the same transaction, so the
-    /// caller can apply it to the in-memory boards.
+    /// Done. On release the event, now applied to progression in the same transaction; the
+    /// boards catch up with it through [`BoardSource::released_after`].
     Resolved {
         flag: FlagRecord,
         event: Option<LoggedEvent>,
@@ -333,7 +333,8 @@ pub trait FairnessStore: Send + Sync + 'static {
     async fn flags(&self, filter: FlagFilter) -> Result<(Vec<FlagRecord>, u64), StoreError>;
     /// The status of every flag on events up to `upto`, by seq (for rebuilding the detector).
     async fn flag_statuses(&self, upto: u64) -> Result<HashMap<u64, FlagStatus>, StoreError>;
-    /// Releases (applying the event to progression in the same transaction) or rejects a
+    /// Releases (applying the event to progression in the same transaction, and giving the
+    /// release the next release number, see [`BoardSource::released_after`]) or rejects a
     /// quarantined event; exactly once, whoever asks twice.
     async fn resolve(
         &self,
@@ -353,23 +354,49 @@ pub trait FairnessStore: Send + Sync + 'static {
     ) -> Result<Vec<LoggedEvent>, StoreError>;
 }
 
-/// Per-player XP sums over a time range, for rebuilding leaderboards from the log.
+/// A quarantined event an operator released, with its release number: releases are numbered
+/// 1, 2, 3... in commit order, so the boards can keep a release cursor beside their log cursor
+/// (the log consumer never sees a released event; the release applies it).
+#[derive(Debug, Clone)]
+pub struct ReleasedEvent {
+    pub release: u64,
+    pub event: LoggedEvent,
+}
+
+/// What the leaderboards are built from: per-player XP sums over a time range, and the
+/// released events.
+///
+/// An event counts on the boards either through the log (unflagged or flagged, up to a log
+/// seq) or through its release (up to a release number), never both; a rebuild takes both
+/// bounds and the boards keep both cursors.
 #[async_trait]
 pub trait BoardSource: Send + Sync + 'static {
-    /// XP per player of the events received in `[from, to)` with `seq <= upto`.
+    /// XP per player of the events received in `[from, to)`: those the log applies with
+    /// `seq <= upto`, and every released one.
     async fn xp_by_player(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         upto: u64,
     ) -> Result<Vec<(PlayerId, i64)>, StoreError>;
-    /// XP per player on a leaderboard period's board: [`xp_by_player`](Self::xp_by_player)
-    /// over the period, counting only events after its last operator reset.
+    /// XP per player on a leaderboard period's board: the events the log applies with
+    /// `seq <= upto` and the released ones with a release number `<= released_upto`, received
+    /// in the period and after its last operator reset.
     async fn period_xp(
         &self,
         period: &Period,
         upto: u64,
+        released_upto: u64,
     ) -> Result<Vec<(PlayerId, i64)>, StoreError>;
+    /// The last release number handed out (0 before any). Every release up to it is committed:
+    /// read it before the sums it bounds.
+    async fn release_head(&self) -> Result<u64, StoreError>;
+    /// Released events with a release number above `after`, in release order, at most `limit`.
+    async fn released_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReleasedEvent>, StoreError>;
     /// Records an operator reset of a period: events up to `after_seq` no longer count on it.
     async fn reset_period(
         &self,

@@ -6,6 +6,7 @@
 //! - [`engine_missing`]: the one rule for a test whose engine is unreachable: under `CI=true`
 //!   it fails (a missing engine in CI is a broken CI), elsewhere it prints a one-line notice and
 //!   the test returns early.
+//! - [`TcpProxy`]: a proxy a test cuts and restores, to take an engine away and bring it back.
 
 use std::time::Duration;
 
@@ -24,6 +25,91 @@ pub fn engine_missing(engine: &str, detail: &str) {
         panic!("{engine} not reachable at {detail} (CI=true: engines must be running)");
     }
     eprintln!("skipping: {engine} not reachable at {detail}");
+}
+
+/// A TCP proxy in front of an engine that a test can cut and restore: what an engine that goes
+/// away and comes back with its data looks like to a client (connections reset, new ones
+/// refused, then accepted again).
+pub struct TcpProxy {
+    port: u16,
+    target: String,
+    /// The accept loop and the connections it forwards; `cut` stops it through `stop`.
+    task: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
+}
+
+impl TcpProxy {
+    /// Listens on a spare loopback port and forwards to `target` (`host:port`).
+    pub async fn start(target: String) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a spare loopback port");
+        let port = listener.local_addr().expect("a bound listener").port();
+        let mut p = TcpProxy {
+            port,
+            target,
+            task: None,
+        };
+        p.spawn(listener);
+        p
+    }
+
+    /// The loopback port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn spawn(&mut self, listener: tokio::net::TcpListener) {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let serve = Self::serve(listener, self.target.clone(), stopped);
+        self.task = Some((tokio::spawn(serve), stop));
+    }
+
+    async fn serve(
+        listener: tokio::net::TcpListener,
+        target: String,
+        mut stopped: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                accepted = listener.accept() => {
+                    let Ok((mut client, _)) = accepted else { break };
+                    let target = target.clone();
+                    conns.spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                }
+            }
+        }
+        // Wait until every forwarding task is gone, its sockets closed: an abort alone only asks,
+        // and a connection still forwarding after `cut` returned could commit what the test
+        // sends "while the engine is gone" (a CI run of the store's outage test saw exactly that once).
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+    }
+
+    /// Closes the listener and every proxied connection; when it returns, nothing more reaches
+    /// the engine.
+    pub async fn cut(&mut self) {
+        if let Some((task, stop)) = self.task.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+
+    /// Accepts connections again, on the same port.
+    pub async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("the proxy's port is free again");
+        self.spawn(listener);
+    }
 }
 
 /// A throwaway database `liveops_t_<random>`; dropped (`WITH (FORCE)`, best effort) on `Drop`,

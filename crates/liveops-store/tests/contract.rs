@@ -12,11 +12,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use liveops_domain::signing::Receipt;
 use liveops_domain::window::{Period, Window};
 use liveops_domain::{Event, PlayerId};
-use liveops_store::testing::{temp_postgres, TempPostgres};
+use liveops_store::testing::{temp_postgres, TcpProxy, TempPostgres};
 use liveops_store::{
     AdminStore, Appended, Archive, ArchivedEntry, ArchivedPeriod, AuditEntry, Block, BoardSource,
     ClaimOutcome, EventLog, FairnessStore, FlagFilter, FlagRecord, FlagStatus, LoggedEvent,
-    NewEvent, PgStore, ProgressStore, Resolution, ResolveOutcome, SqliteStore, StoreError,
+    NewEvent, PgStore, ProgressStore, ReleasedEvent, Resolution, ResolveOutcome, SqliteStore,
+    StoreError,
 };
 use serde_json::json;
 
@@ -123,6 +124,65 @@ async fn append_assigns_increasing_seqs_and_dedups_forever<S: Store>(s: &S) {
     assert_eq!(read[1].received_at, noon());
     assert_eq!(s.read_after(seqs[0], 10).await.unwrap().len(), 1);
     assert_eq!(s.append(vec![]).await.unwrap(), vec![]);
+}
+
+/// A large batch (written in several statements by some stores) keeps the batch's order, and a
+/// repeat is a duplicate wherever its first copy is: earlier in the same statement, in an
+/// earlier statement of the batch, or in an earlier append.
+async fn a_large_batch_keeps_its_order_and_finds_repeats_anywhere<S: Store>(s: &S) {
+    s.append(vec![ev("old", "p_1", 1)]).await.unwrap();
+    let mut batch: Vec<NewEvent> = (0..150)
+        .map(|i| ev(&format!("e{i}"), &format!("p_{}", i % 7), i + 1))
+        .collect();
+    // Positions of repeats: right after the first copy, across a statement boundary of 64 rows,
+    // at the tail, and of an event from the earlier append.
+    let repeats = [(3, "e2"), (90, "e10"), (149, "e120"), (40, "old")];
+    for (at, id) in repeats {
+        batch[at] = ev(id, "p_9", 1000);
+    }
+    let ids: Vec<String> = batch.iter().map(|e| e.event.event_id.to_string()).collect();
+    let r = s.append(batch).await.unwrap();
+    assert_eq!(r.len(), 150);
+    let mut last = 0;
+    for (i, a) in r.iter().enumerate() {
+        match a {
+            Appended::New { seq } => {
+                assert!(*seq > last, "seqs follow the batch's order (index {i})");
+                last = *seq;
+            }
+            Appended::Duplicate => assert!(
+                repeats.iter().any(|(at, _)| *at == i),
+                "index {i} is not a repeat"
+            ),
+        }
+    }
+    assert_eq!(r.iter().filter(|a| **a == Appended::Duplicate).count(), 4);
+    let read = s.read_after(0, 1000).await.unwrap();
+    assert_eq!(read.len(), 147);
+    let expected: Vec<String> = std::iter::once("old".to_string())
+        .chain(
+            (0..150)
+                .filter(|i| !repeats.iter().any(|(at, _)| at == i))
+                .map(|i| format!("e{i}")),
+        )
+        .collect();
+    assert_eq!(
+        read.iter()
+            .map(|e| e.event.event_id.as_str())
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert!(
+        read.iter().all(|e| e.xp != 1000),
+        "the first copy of a repeated id is the one kept"
+    );
+    // Each accepted event's answer names the seq its own row is stored under.
+    for (i, a) in r.iter().enumerate() {
+        if let Appended::New { seq } = a {
+            let stored = read.iter().find(|e| e.seq == *seq).expect("stored");
+            assert_eq!(stored.event.event_id.as_str(), ids[i], "index {i}");
+        }
+    }
 }
 
 async fn concurrent_appends_get_distinct_seqs_in_log_order<S: Store>(s: &S) {
@@ -416,11 +476,11 @@ async fn board_sums_honour_a_period_reset<S: Store>(s: &S) {
             .map(|(_, xp)| xp)
     };
     assert_eq!(
-        sum(s.period_xp(&period, head).await.unwrap(), "p_r"),
+        sum(s.period_xp(&period, head, u64::MAX).await.unwrap(), "p_r"),
         Some(14)
     );
     s.reset_period(&period, cut, noon()).await.unwrap();
-    let after = s.period_xp(&period, head).await.unwrap();
+    let after = s.period_xp(&period, head, u64::MAX).await.unwrap();
     assert_eq!(sum(after.clone(), "p_r"), Some(4));
     assert_eq!(sum(after, "p_q"), None, "reset away");
     let weekly = Period {
@@ -429,7 +489,7 @@ async fn board_sums_honour_a_period_reset<S: Store>(s: &S) {
         ..period.clone()
     };
     assert_eq!(
-        sum(s.period_xp(&weekly, head).await.unwrap(), "p_r"),
+        sum(s.period_xp(&weekly, head, u64::MAX).await.unwrap(), "p_r"),
         Some(14),
         "another window's period is untouched"
     );
@@ -445,7 +505,11 @@ async fn board_sums_honour_a_period_reset<S: Store>(s: &S) {
     );
     // A later reset replaces the earlier one.
     s.reset_period(&period, head, noon()).await.unwrap();
-    assert!(s.period_xp(&period, head).await.unwrap().is_empty());
+    assert!(s
+        .period_xp(&period, head, u64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn flags_are_recorded_once_with_the_cursor<S: Store>(s: &S) {
@@ -668,6 +732,119 @@ async fn a_release_and_an_apply_in_flight_together_both_count<S: Store>(s: &S) {
         assert!(matches!(released.unwrap(), ResolveOutcome::Resolved { .. }));
         assert_eq!(xp_of(s, &player).await, Some(700), "round {round}");
     }
+}
+
+/// Releases are numbered in commit order, never reusing a number (not even an erased player's),
+/// and the board sums take the release bound apart from the log bound: an event counts through
+/// the log or through its release, so a rebuild plus the releases after its bound is exact.
+async fn releases_are_numbered_and_bound_the_board_sums<S: Store>(s: &S) {
+    assert_eq!(s.release_head().await.unwrap(), 0);
+    assert!(s.released_after(0, 10).await.unwrap().is_empty());
+    s.append(vec![
+        ev("n1", "p_n", 100),
+        ev("n2", "p_n", 200),
+        ev("n3", "p_n", 400),
+        ev("n4", "p_gone", 800),
+        ev("n5", "p_n", 1600),
+    ])
+    .await
+    .unwrap();
+    let log = s.read_after(0, 10).await.unwrap();
+    let head = log[4].seq;
+    s.record_flags(
+        "fairness",
+        log[1..]
+            .iter()
+            .map(|e| flag(e, FlagStatus::Quarantined))
+            .collect(),
+        head,
+    )
+    .await
+    .unwrap();
+    for id in ["n3", "n4", "n2"] {
+        let out = s.resolve(id, Resolution::Release, "ops", noon()).await;
+        assert!(
+            matches!(out.unwrap(), ResolveOutcome::Resolved { .. }),
+            "{id}"
+        );
+    }
+    s.resolve("n5", Resolution::Reject, "ops", noon())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.release_head().await.unwrap(),
+        3,
+        "a reject takes no number"
+    );
+    let numbered = |r: Vec<ReleasedEvent>| -> Vec<(u64, String)> {
+        r.into_iter()
+            .map(|r| (r.release, r.event.event.event_id.to_string()))
+            .collect()
+    };
+    let all = numbered(s.released_after(0, 10).await.unwrap());
+    let want = |v: &[(u64, &str)]| -> Vec<(u64, String)> {
+        v.iter().map(|(n, id)| (*n, id.to_string())).collect()
+    };
+    assert_eq!(all, want(&[(1, "n3"), (2, "n4"), (3, "n2")]));
+    assert_eq!(
+        numbered(s.released_after(1, 1).await.unwrap()),
+        want(&[(2, "n4")]),
+        "after a number, at most `limit`"
+    );
+    let released = s.released_after(0, 10).await.unwrap();
+    assert_eq!(released[0].event.xp, 400);
+    assert_eq!(released[0].event.seq, log[2].seq);
+
+    let day = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+    let period = Period {
+        window: Window::Daily,
+        id: "2026-11-22".into(),
+        start: day,
+        end: day + chrono::Duration::days(1),
+    };
+    let xp = |rows: Vec<(PlayerId, i64)>, p: &str| {
+        rows.into_iter()
+            .find(|(q, _)| q.as_str() == p)
+            .map_or(0, |(_, xp)| xp)
+    };
+    // The log bound alone counts n1; each release up to the release bound adds its event,
+    // whatever its seq (n3 is above the log bound 1 here); the rejected n5 never counts.
+    let first = log[0].seq;
+    assert_eq!(
+        xp(s.period_xp(&period, first, 0).await.unwrap(), "p_n"),
+        100
+    );
+    assert_eq!(
+        xp(s.period_xp(&period, first, 1).await.unwrap(), "p_n"),
+        500
+    );
+    assert_eq!(xp(s.period_xp(&period, head, 3).await.unwrap(), "p_n"), 700);
+    assert_eq!(
+        xp(s.period_xp(&period, head, 3).await.unwrap(), "p_gone"),
+        800
+    );
+    assert_eq!(
+        xp(s.period_xp(&period, head, 1).await.unwrap(), "p_gone"),
+        0
+    );
+
+    // Erasing a player removes their release, and its number is not handed out again.
+    s.erase_player(&pid("p_gone")).await.unwrap();
+    assert_eq!(
+        numbered(s.released_after(0, 10).await.unwrap()),
+        want(&[(1, "n3"), (3, "n2")])
+    );
+    s.append(vec![ev("n6", "p_n", 3200)]).await.unwrap();
+    let n6 = s.read_after(head, 10).await.unwrap();
+    quarantine(s, &n6[0], n6[0].seq).await;
+    s.resolve("n6", Resolution::Release, "ops", noon())
+        .await
+        .unwrap();
+    assert_eq!(
+        numbered(s.released_after(3, 10).await.unwrap()),
+        want(&[(4, "n6")])
+    );
+    assert_eq!(s.release_head().await.unwrap(), 4);
 }
 
 async fn concurrent_releases_apply_once<S: Store>(s: &S) {
@@ -930,6 +1107,7 @@ macro_rules! contract {
 
 contract!(
     append_assigns_increasing_seqs_and_dedups_forever,
+    a_large_batch_keeps_its_order_and_finds_repeats_anywhere,
     concurrent_appends_get_distinct_seqs_in_log_order,
     committed_batches_arrive_on_the_tail,
     applying_a_batch_twice_applies_it_once,
@@ -942,6 +1120,7 @@ contract!(
     a_consumer_cursor_never_moves_back,
     a_release_applies_once_and_a_reject_never,
     concurrent_releases_apply_once,
+    releases_are_numbered_and_bound_the_board_sums,
     a_release_and_an_apply_in_flight_together_both_count,
     erasing_a_player_removes_everything_and_skips_in_flight_events,
     blocks_and_the_audit_log_round_trip,
@@ -1137,54 +1316,6 @@ async fn postgres_unreachable_is_unavailable_and_quick() {
     assert!(matches!(bad, Some(StoreError::Database(_))), "{bad:?}");
 }
 
-/// A TCP proxy in front of PostgreSQL that the test can cut and restore: what an engine that
-/// goes away and comes back looks like to the store (connections reset, new ones refused).
-struct Proxy {
-    port: u16,
-    target: String,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut p = Proxy {
-            port,
-            target,
-            task: None,
-        };
-        p.task = Some(tokio::spawn(Self::serve(listener, p.target.clone())));
-        p
-    }
-
-    async fn serve(listener: tokio::net::TcpListener, target: String) {
-        let mut conns = tokio::task::JoinSet::new();
-        while let Ok((mut client, _)) = listener.accept().await {
-            let target = target.clone();
-            conns.spawn(async move {
-                if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                }
-            });
-        }
-    }
-
-    /// Closes the listener and every proxied connection.
-    fn cut(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
-
-    async fn restore(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .unwrap();
-        self.task = Some(tokio::spawn(Self::serve(listener, self.target.clone())));
-    }
-}
-
 /// `url` with its host and port replaced by 127.0.0.1:`port`.
 fn via_port(url: &str, port: u16) -> String {
     let start = url.find("://").unwrap() + 3;
@@ -1205,15 +1336,15 @@ async fn postgres_store_reports_unavailable_while_the_engine_is_gone_and_recover
     };
     let options: sqlx::postgres::PgConnectOptions = db.url().parse().unwrap();
     let target = format!("{}:{}", options.get_host(), options.get_port());
-    let mut proxy = Proxy::start(target).await;
-    let s = PgStore::connect(&via_port(db.url(), proxy.port), 2)
+    let mut proxy = TcpProxy::start(target).await;
+    let s = PgStore::connect(&via_port(db.url(), proxy.port()), 2)
         .await
         .unwrap();
     s.append(vec![ev("u1", "p_u", 1)]).await.unwrap();
     let mut lookup = s.id_lookup();
     assert_eq!(lookup.known(&["u1", "u9"]).await.unwrap().len(), 1);
 
-    proxy.cut();
+    proxy.cut().await;
     let started = std::time::Instant::now();
     let mut unavailable = 0;
     for i in 0..3 {

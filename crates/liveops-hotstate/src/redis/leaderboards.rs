@@ -18,6 +18,8 @@
 //! - `closed` (HASH): window -> ms; periods ending at or before it were handed out by rollover
 //!   and refuse late events (like the memory implementation's `closed_until`);
 //! - `cursor` (STRING): the last log seq the boards include; absent = nothing built;
+//! - `released` (STRING): the last release number the boards include, set with `cursor` by a
+//!   rebuild; boards without it (built before releases were numbered) count as not built;
 //! - `ver` (HASH): window -> change counter; `upd` (HASH): live member -> latest receive ms;
 //! - `ended:<window>:<start ms>`: a board claimed by rollover, read out and deleted;
 //! - `tmp:<token>:<window>:<start ms>`: a board being rebuilt, renamed into place at commit.
@@ -97,24 +99,31 @@ end
 return out
 "#;
 
-/// Like APPLY for one event, without the cursor (a released event). KEYS: live, closed, ver,
-/// upd, board per window. ARGV: player, -xp, receive ms, then per window (window, member, end).
-/// Returns the indexes of the late periods.
+/// Like APPLY for one released event, against the release cursor instead of the log cursor.
+/// KEYS: cursor, released, live, closed, ver, upd, board per window. ARGV: release number,
+/// player, -xp, receive ms, then per window (window, member, end). Returns {-1} when the boards
+/// are not built, {0} when the release is at or below the release cursor, else {1, then the
+/// indexes of the late periods}.
 const APPLY_RELEASED: &str = r#"
-local out = {}
-for w = 1, #KEYS - 4 do
-  local i = 4 + 3 * (w - 1)
-  local closed = redis.call('HGET', KEYS[2], ARGV[i])
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local rel = redis.call('GET', KEYS[2])
+if not rel then return {-1} end
+if tonumber(ARGV[1]) <= tonumber(rel) then return {0} end
+local out = {1}
+for w = 1, #KEYS - 6 do
+  local i = 5 + 3 * (w - 1)
+  local closed = redis.call('HGET', KEYS[4], ARGV[i])
   if closed and tonumber(ARGV[i + 2]) <= tonumber(closed) then
     out[#out + 1] = w
   else
-    redis.call('ZINCRBY', KEYS[4 + w], ARGV[2], ARGV[1])
-    redis.call('ZADD', KEYS[1], ARGV[i + 2], ARGV[i + 1])
-    local old = redis.call('HGET', KEYS[4], ARGV[i + 1])
-    if not old or tonumber(old) < tonumber(ARGV[3]) then redis.call('HSET', KEYS[4], ARGV[i + 1], ARGV[3]) end
-    redis.call('HINCRBY', KEYS[3], ARGV[i], 1)
+    redis.call('ZINCRBY', KEYS[6 + w], ARGV[3], ARGV[2])
+    redis.call('ZADD', KEYS[3], ARGV[i + 2], ARGV[i + 1])
+    local old = redis.call('HGET', KEYS[6], ARGV[i + 1])
+    if not old or tonumber(old) < tonumber(ARGV[4]) then redis.call('HSET', KEYS[6], ARGV[i + 1], ARGV[4]) end
+    redis.call('HINCRBY', KEYS[5], ARGV[i], 1)
   end
 end
+redis.call('SET', KEYS[2], ARGV[1])
 return out
 "#;
 
@@ -145,25 +154,26 @@ end
 return out
 "#;
 
-/// KEYS: cursor, live, closed, ver, upd, old boards, then (tmp, board) per new board.
-/// ARGV: cursor, #old, #new, (member, end ms) per new board, then the enabled windows.
-/// Swaps the rebuilt boards in and sets the cursor in one step.
+/// KEYS: cursor, released, live, closed, ver, upd, old boards, then (tmp, board) per new
+/// board. ARGV: cursor, release cursor, #old, #new, (member, end ms) per new board, then the
+/// enabled windows. Swaps the rebuilt boards in and sets both cursors in one step.
 const COMMIT: &str = r#"
-local nold, nnew = tonumber(ARGV[2]), tonumber(ARGV[3])
-for j = 1, nold do redis.call('DEL', KEYS[5 + j]) end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])
+local nold, nnew = tonumber(ARGV[3]), tonumber(ARGV[4])
+for j = 1, nold do redis.call('DEL', KEYS[6 + j]) end
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[6])
 for j = 1, nnew do
-  local tmp, dest = KEYS[4 + nold + 2 * j], KEYS[5 + nold + 2 * j]
+  local tmp, dest = KEYS[5 + nold + 2 * j], KEYS[6 + nold + 2 * j]
   if redis.call('EXISTS', tmp) == 1 then
     redis.call('RENAME', tmp, dest)
     redis.call('PERSIST', dest)
   else
     redis.call('DEL', dest)
   end
-  redis.call('ZADD', KEYS[2], ARGV[3 + 2 * j], ARGV[2 + 2 * j])
+  redis.call('ZADD', KEYS[3], ARGV[4 + 2 * j], ARGV[3 + 2 * j])
 end
-for j = 4 + 2 * nnew, #ARGV do redis.call('HINCRBY', KEYS[4], ARGV[j], 1) end
+for j = 5 + 2 * nnew, #ARGV do redis.call('HINCRBY', KEYS[5], ARGV[j], 1) end
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
 return 1
 "#;
 
@@ -291,6 +301,27 @@ impl RedisLeaderboards {
             p.window.as_str(),
             p.start.timestamp_millis()
         )
+    }
+
+    /// The log cursor and the release cursor; `None` unless both are there (boards built before
+    /// releases were numbered have no release cursor: they are rebuilt once).
+    async fn cursors(&self) -> Result<Option<(u64, u64)>, HotStateError> {
+        let (log, released): (Option<String>, Option<String>) = self
+            .conn
+            .query(
+                redis::cmd("MGET")
+                    .arg(self.key("cursor"))
+                    .arg(self.key("released")),
+            )
+            .await?;
+        let parse = |s: String| {
+            s.parse::<u64>()
+                .map_err(|e| corrupt("leaderboard cursor", e))
+        };
+        match (log, released) {
+            (Some(log), Some(released)) => Ok(Some((parse(log)?, parse(released)?))),
+            _ => Ok(None),
+        }
     }
 
     /// The live members currently tracked, as periods.
@@ -507,15 +538,11 @@ impl Leaderboards for RedisLeaderboards {
     }
 
     async fn cursor(&self) -> Result<Option<u64>, HotStateError> {
-        let v: Option<String> = self
-            .conn
-            .query(redis::cmd("GET").arg(self.key("cursor")))
-            .await?;
-        v.map(|s| {
-            s.parse::<u64>()
-                .map_err(|e| corrupt("leaderboard cursor", e))
-        })
-        .transpose()
+        Ok(self.cursors().await?.map(|(log, _)| log))
+    }
+
+    async fn released_cursor(&self) -> Result<Option<u64>, HotStateError> {
+        Ok(self.cursors().await?.map(|(_, released)| released))
     }
 
     async fn apply(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError> {
@@ -580,21 +607,28 @@ impl Leaderboards for RedisLeaderboards {
         }
     }
 
-    async fn apply_released(&self, event: &BoardEvent) -> Result<Vec<Period>, HotStateError> {
+    async fn apply_released(
+        &self,
+        release: u64,
+        event: &BoardEvent,
+    ) -> Result<ApplyOutcome, HotStateError> {
         let periods: Vec<Period> = self
             .windows
             .iter()
             .map(|w| self.calendar.period_at(*w, event.received_at))
             .collect();
         let mut inv = self.apply_released.prepare_invoke();
-        inv.key(self.key("live"))
+        inv.key(self.key("cursor"))
+            .key(self.key("released"))
+            .key(self.key("live"))
             .key(self.key("closed"))
             .key(self.key("ver"))
             .key(self.key("upd"));
         for p in &periods {
             inv.key(self.board_key("board", p));
         }
-        inv.arg(event.player.as_str())
+        inv.arg(release)
+            .arg(event.player.as_str())
             .arg(event.xp.saturating_neg().to_string())
             .arg(event.received_at.timestamp_millis());
         for p in &periods {
@@ -602,11 +636,27 @@ impl Leaderboards for RedisLeaderboards {
                 .arg(member(p))
                 .arg(p.end.timestamp_millis());
         }
-        let late: Vec<usize> = self.conn.script(&inv).await?;
-        Ok(late
-            .into_iter()
-            .filter_map(|i| periods.get(i.wrapping_sub(1)).cloned())
-            .collect())
+        let out: Vec<i64> = self.conn.script(&inv).await?;
+        match out.as_slice() {
+            [-1] => Ok(ApplyOutcome::NotBuilt),
+            [0] => Ok(ApplyOutcome::Applied {
+                counted: 0,
+                skipped: 1,
+                late: Vec::new(),
+            }),
+            [1, late @ ..] => Ok(ApplyOutcome::Applied {
+                counted: 1,
+                skipped: 0,
+                late: late
+                    .iter()
+                    .filter_map(|i| periods.get((*i as usize).wrapping_sub(1)).cloned())
+                    .collect(),
+            }),
+            other => Err(corrupt(
+                "apply-released script answer",
+                format!("{other:?}"),
+            )),
+        }
     }
 
     async fn roll_over(&self, now: DateTime<Utc>) -> Result<Vec<FinishedPeriod>, HotStateError> {
@@ -721,6 +771,7 @@ impl Leaderboards for RedisLeaderboards {
         &self,
         boards: Vec<(Period, Vec<(PlayerId, i64)>)>,
         cursor: u64,
+        released: u64,
     ) -> Result<(), HotStateError> {
         // A token per rebuild, so two rebuilding processes never write the same scratch keys.
         let token = format!(
@@ -742,6 +793,7 @@ impl Leaderboards for RedisLeaderboards {
         let old = self.live().await?;
         let mut inv = self.commit.prepare_invoke();
         inv.key(self.key("cursor"))
+            .key(self.key("released"))
             .key(self.key("live"))
             .key(self.key("closed"))
             .key(self.key("ver"))
@@ -752,7 +804,10 @@ impl Leaderboards for RedisLeaderboards {
         for (tmp, p) in &built {
             inv.key(tmp).key(self.board_key("board", p));
         }
-        inv.arg(cursor).arg(old.len()).arg(built.len());
+        inv.arg(cursor)
+            .arg(released)
+            .arg(old.len())
+            .arg(built.len());
         for (_, p) in &built {
             inv.arg(member(p)).arg(p.end.timestamp_millis());
         }

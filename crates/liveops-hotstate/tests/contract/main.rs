@@ -107,7 +107,7 @@ contract!(
     late_events_for_a_rolled_over_period_are_refused,
     reset_and_remove_player,
     disabled_windows_are_ignored,
-    released_events_count_without_the_cursor,
+    released_events_count_once_by_release_number,
     idempotency_replay_conflict_release_and_ttl,
     rate_limit_burst_then_wait_then_refill,
     blocks_expire_prune_and_load,

@@ -41,7 +41,7 @@ const NOW: &str = "2026-11-22T10:00:00Z";
 /// Boards built empty (cursor 0), ready to apply.
 async fn built(b: &Backend, windows: &[Window]) -> Arc<dyn Leaderboards> {
     let boards = b.boards(windows);
-    boards.replace(Vec::new(), 0).await.expect("replace");
+    boards.replace(Vec::new(), 0, 0).await.expect("replace");
     boards
 }
 
@@ -219,8 +219,17 @@ pub async fn boards_are_not_built_until_replaced(b: &Backend) {
         0,
         "nothing applied without a cursor"
     );
-    boards.replace(Vec::new(), 7).await.expect("replace");
+    assert_eq!(
+        boards
+            .apply_released(1, &ev(1, "alice", 5, NOW))
+            .await
+            .expect("apply_released"),
+        ApplyOutcome::NotBuilt
+    );
+    assert_eq!(boards.released_cursor().await.expect("cursor"), None);
+    boards.replace(Vec::new(), 7, 3).await.expect("replace");
     assert_eq!(boards.cursor().await.expect("cursor"), Some(7));
+    assert_eq!(boards.released_cursor().await.expect("cursor"), Some(3));
 }
 
 pub async fn apply_twice_counts_each_event_once(b: &Backend) {
@@ -308,10 +317,12 @@ pub async fn replace_installs_exact_boards_and_the_cursor(b: &Backend) {
                 (week, vec![(p("carol"), 4)]),
             ],
             42,
+            6,
         )
         .await
         .expect("replace");
     assert_eq!(boards.cursor().await.expect("cursor"), Some(42));
+    assert_eq!(boards.released_cursor().await.expect("cursor"), Some(6));
     assert_ne!(boards.version(Window::Daily).await.expect("version"), v);
     let page = boards.page(Window::Daily, now, 0, 10).await.expect("page");
     assert_eq!(rows(&page.entries), [(1, "alice", 9), (2, "bob", 8)]);
@@ -519,20 +530,42 @@ pub async fn disabled_windows_are_ignored(b: &Backend) {
     assert_eq!(page.period.id, "2026-11-22");
 }
 
-pub async fn released_events_count_without_the_cursor(b: &Backend) {
+pub async fn released_events_count_once_by_release_number(b: &Backend) {
     let boards = built(b, &Window::ALL).await;
     counted(&*boards, &[ev(5, "alice", 10, NOW)], 5).await;
-    let late = boards
-        .apply_released(&ev(2, "bob", 40, NOW))
-        .await
-        .expect("apply_released");
-    assert!(late.is_empty());
+    let applied = |n: u64| ApplyOutcome::Applied {
+        counted: n,
+        skipped: 1 - n,
+        late: Vec::new(),
+    };
+    // Below the log cursor (released long after it passed): counted all the same.
+    let bob = ev(2, "bob", 40, NOW);
+    let out = boards.apply_released(1, &bob).await.expect("apply");
+    assert_eq!(out, applied(1));
     assert_eq!(boards.cursor().await.expect("cursor"), Some(5));
+    assert_eq!(boards.released_cursor().await.expect("cursor"), Some(1));
+    // Asked again (a second process catching up, a retry): skipped.
+    let out = boards.apply_released(1, &bob).await.expect("apply");
+    assert_eq!(out, applied(0));
+    // Above the log cursor: counted, and the log consumer never sees it.
+    let carol = ev(9, "carol", 7, NOW);
+    let out = boards.apply_released(2, &carol).await.expect("apply");
+    assert_eq!(out, applied(1));
     let page = boards
         .page(Window::Weekly, utc(NOW), 0, 10)
         .await
         .expect("page");
-    assert_eq!(rows(&page.entries), [(1, "bob", 40), (2, "alice", 10)]);
+    assert_eq!(
+        rows(&page.entries),
+        [(1, "bob", 40), (2, "alice", 10), (3, "carol", 7)]
+    );
+    // A rebuild sets the release cursor: releases up to it are in the rebuilt sums.
+    boards.replace(Vec::new(), 5, 7).await.expect("replace");
+    let out = boards.apply_released(7, &carol).await.expect("apply");
+    assert_eq!(out, applied(0));
+    let out = boards.apply_released(8, &carol).await.expect("apply");
+    assert_eq!(out, applied(1));
+    assert_eq!(boards.released_cursor().await.expect("cursor"), Some(8));
 }
 
 fn id(s: &str) -> Option<EventId> {

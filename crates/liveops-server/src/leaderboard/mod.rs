@@ -88,15 +88,83 @@ impl From<RebuildError> for StoreError {
 /// Rebuilds every enabled window's current board from the log up to `upto`, and sets the
 /// boards' cursor to `upto` in the same step.
 pub async fn rebuild(state: &LeaderboardState, upto: u64) -> Result<(), RebuildError> {
-    let now = state.clock.now();
-    let mut boards = Vec::new();
-    for w in state.boards.windows() {
-        let period = state.boards.period(w, now);
-        let rows = state.source.period_xp(&period, upto).await?;
-        boards.push((period, rows));
+    rebuild_boards(&*state.boards, &*state.source, state.clock.now(), upto).await
+}
+
+/// Rebuilds every enabled window's board current at `now` from the system of record: the log
+/// up to `upto` and every release committed so far. Sets both cursors in the same step.
+pub async fn rebuild_boards(
+    boards: &dyn Leaderboards,
+    source: &dyn BoardSource,
+    now: DateTime<Utc>,
+    upto: u64,
+) -> Result<(), RebuildError> {
+    // Read before the sums: every release up to it is committed, so the sums include exactly
+    // those, and later ones are caught up by number.
+    let released = source.release_head().await?;
+    let mut rebuilt = Vec::new();
+    for w in boards.windows() {
+        let period = boards.period(w, now);
+        let rows = source.period_xp(&period, upto, released).await?;
+        rebuilt.push((period, rows));
     }
-    state.boards.replace(boards, upto).await?;
+    boards.replace(rebuilt, upto, released).await?;
     Ok(())
+}
+
+/// Most releases read per store query while catching up.
+const RELEASES_PER_READ: usize = 100;
+
+/// Applies every release the boards do not include yet, in release order, under the worker's
+/// lock (so a live rebuild never runs in between). Called right after an operator's release,
+/// and every second by the roll-over loop: a release the hot state could not take (Redis down)
+/// reaches the boards once it is back. Returns how many releases were counted; nothing when
+/// the boards are not built (the wiped-boards check rebuilds them, releases included).
+pub async fn catch_up_releases(state: &LeaderboardState) -> Result<u64, RebuildError> {
+    let _applied = state.applied.lock().await;
+    let Some(mut at) = state.boards.released_cursor().await? else {
+        return Ok(0);
+    };
+    let mut counted = 0;
+    loop {
+        let releases = state.source.released_after(at, RELEASES_PER_READ).await?;
+        for r in &releases {
+            let e = &r.event;
+            // An erased player's flags are gone from the store; one read just before the
+            // erasure is skipped here (its number is never read again).
+            let erased = state
+                .erased
+                .read()
+                .get(&e.event.player_id)
+                .is_some_and(|upto| e.seq <= *upto);
+            if !erased {
+                let event = BoardEvent {
+                    seq: e.seq,
+                    player: e.event.player_id.clone(),
+                    xp: e.xp,
+                    received_at: e.received_at,
+                };
+                match state.boards.apply_released(r.release, &event).await? {
+                    ApplyOutcome::Applied {
+                        counted: n, late, ..
+                    } => {
+                        counted += n;
+                        metrics::counter!("leaderboard_updates_total").increment(n);
+                        if !late.is_empty() {
+                            metrics::counter!("leaderboard_late_events_total")
+                                .increment(late.len() as u64);
+                        }
+                    }
+                    // Wiped meanwhile: the rebuild that follows counts every release.
+                    ApplyOutcome::NotBuilt => return Ok(counted),
+                }
+            }
+            at = r.release;
+        }
+        if releases.len() < RELEASES_PER_READ {
+            return Ok(counted);
+        }
+    }
 }
 
 /// Rebuilds the live boards from the system of record while the worker runs: under the
@@ -246,6 +314,14 @@ async fn roll_over_loop(state: LeaderboardState, shutdown: CancellationToken) {
         if let Err(e) = rebuild_if_wiped(&state).await {
             tracing::warn!(error = %e, "checking the leaderboards' cursor failed");
         }
+        match catch_up_releases(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                releases = n,
+                "released events the leaderboards had missed are counted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "catching up with released events failed"),
+        }
         let now = state.clock.now();
         let finished = match state.boards.roll_over(now - ROLLOVER_GRACE).await {
             Ok(f) => f,
@@ -325,7 +401,7 @@ async fn archive_period(
     period: &Period,
     now: DateTime<Utc>,
 ) -> Result<ArchivedPeriod, StoreError> {
-    let mut rows = state.source.period_xp(period, u64::MAX).await?;
+    let mut rows = state.source.period_xp(period, u64::MAX, u64::MAX).await?;
     rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let entries: Vec<ArchivedEntry> = rows
         .into_iter()

@@ -7,11 +7,11 @@ use crate::helpers::*;
 
 const TOKEN: &str = "admin-token-0123456789";
 
-fn with_admin(c: &mut liveops_server::Config) {
+pub(crate) fn with_admin(c: &mut liveops_server::Config) {
     c.admin_token = Some(liveops_server::config::Secret::new(TOKEN));
 }
 
-async fn admin_post(app: &TestApp, path: &str) -> liveops_client::ApiResponse {
+pub(crate) async fn admin_post(app: &TestApp, path: &str) -> liveops_client::ApiResponse {
     let auth = format!("Bearer {TOKEN}");
     app.client
         .post_raw(

@@ -145,6 +145,53 @@ async fn boards_come_back_exact_after_the_redis_keys_are_wiped() {
     .await;
 }
 
+/// A quarantined event released while Redis is unreachable: the release is committed (200),
+/// progression has it at once, and the boards, which kept their data, take it as soon as Redis
+/// answers again: the worker catches up by release number, without a rebuild and only once.
+#[tokio::test]
+async fn a_release_while_redis_is_unreachable_reaches_the_boards_when_it_is_back() {
+    // The test Redis's `host:port`, behind a proxy the test cuts and restores.
+    let url = redis_url();
+    let authority = url.split("://").nth(1).unwrap_or(&url);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    let target = authority
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority)
+        .to_string();
+    let mut proxy = liveops_store::testing::TcpProxy::start(target).await;
+    let via_proxy = format!("redis://127.0.0.1:{}", proxy.port());
+    let Some((app, _wipe)) = spawn_on_redis(move |c| {
+        crate::fairness::with_admin(c);
+        c.redis_url = Some(Secret::new(via_proxy));
+    })
+    .await
+    else {
+        return;
+    };
+    let player = "player_rel";
+    for (id, xp) in [("rel-1", 20_000), ("rel-2", 100)] {
+        assert_eq!(app.post(&progression(id, player, xp)).await.status, 202);
+    }
+    let seasonal = format!("/leaderboard/players/{player}?window=seasonal");
+    app.eventually(&seasonal, |r| r.body["score"] == 100).await;
+
+    proxy.cut().await;
+    let r = crate::fairness::admin_post(&app, "/admin/flags/rel-1/release").await;
+    assert_eq!(r.status, 200, "the release is committed: {}", r.body);
+    app.wait_for_xp(player, 20_100).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    proxy.restore().await;
+    // The boards kept their cursor, so nothing rebuilds them: only the catch-up can count it.
+    app.eventually(&seasonal, |r| r.body["score"] == 20_100)
+        .await;
+    // Counted once, however many catch-up rounds ran since.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = app.get(&seasonal).await;
+    assert_eq!(r.body["score"], 20_100);
+}
+
 /// A private redis-server on a spare port, killed (by its pid) when dropped.
 struct OwnRedis {
     child: Child,

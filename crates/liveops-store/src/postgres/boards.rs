@@ -1,24 +1,27 @@
 //! [`BoardSource`] and [`Archive`] on PostgreSQL: the sums leaderboards are rebuilt from
-//! (honouring operator resets in `leaderboard_resets`), and archived standings in
+//! (honouring operator resets in `leaderboard_resets`), the numbered releases they catch up
+//! with (`suspicious_events.release_seq`), and archived standings in
 //! `leaderboard_snapshots` (SPEC section 6).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use liveops_domain::window::Period;
 use liveops_domain::PlayerId;
+use sqlx::Row;
 
-use super::{ms, seq_bound, PgStore};
-use crate::{Archive, ArchivedPeriod, BoardSource, StoreError};
+use super::{ms, row_to_logged, seq_bound, PgStore, EVENT_COLUMNS_E};
+use crate::{Archive, ArchivedPeriod, BoardSource, ReleasedEvent, StoreError};
 
 impl PgStore {
-    /// XP per player of the applied events received in `[from, to)` with `seq <= upto`; with a
-    /// `(window, period)`, only the events after that period's last operator reset. Quarantined
-    /// and rejected events never count; flagged and released ones do.
+    /// XP per player of the events received in `[from, to)` that count on the boards: applied
+    /// by the log with `seq <= upto` (unflagged or flagged), or released with a release number
+    /// `<= released_upto` (those released before release numbers existed always count); with a
+    /// `(window, period)`, only the events after that period's last operator reset.
     async fn sum_xp(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        upto: u64,
+        (upto, released_upto): (u64, u64),
         reset_of: Option<(&str, &str)>,
     ) -> Result<Vec<(PlayerId, i64)>, StoreError> {
         let (window, period) = reset_of.unwrap_or(("", ""));
@@ -27,10 +30,11 @@ impl PgStore {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT e.player_id, LEAST(SUM(e.xp), 9223372036854775807)::bigint FROM events e
              LEFT JOIN suspicious_events s ON s.seq = e.seq
-             WHERE e.received_at >= $1 AND e.received_at < $2 AND e.seq <= $3
+             WHERE e.received_at >= $1 AND e.received_at < $2
                AND e.seq > COALESCE((SELECT after_seq FROM leaderboard_resets
                                      WHERE window_name = $4 AND period = $5), 0)
-               AND (s.status IS NULL OR s.status IN ('flagged', 'released'))
+               AND ((e.seq <= $3 AND (s.status IS NULL OR s.status = 'flagged'))
+                    OR (s.status = 'released' AND COALESCE(s.release_seq, 0) <= $6))
              GROUP BY e.player_id",
         )
         .bind(ms(from))
@@ -38,6 +42,7 @@ impl PgStore {
         .bind(seq_bound(upto))
         .bind(window)
         .bind(period)
+        .bind(seq_bound(released_upto))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -54,21 +59,55 @@ impl BoardSource for PgStore {
         to: DateTime<Utc>,
         upto: u64,
     ) -> Result<Vec<(PlayerId, i64)>, StoreError> {
-        self.sum_xp(from, to, upto, None).await
+        self.sum_xp(from, to, (upto, u64::MAX), None).await
     }
 
     async fn period_xp(
         &self,
         period: &Period,
         upto: u64,
+        released_upto: u64,
     ) -> Result<Vec<(PlayerId, i64)>, StoreError> {
         self.sum_xp(
             period.start,
             period.end,
-            upto,
+            (upto, released_upto),
             Some((period.window.as_str(), &period.id)),
         )
         .await
+    }
+
+    async fn release_head(&self) -> Result<u64, StoreError> {
+        let last: i64 = sqlx::query_scalar("SELECT last FROM release_counter")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(last.max(0) as u64)
+    }
+
+    async fn released_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReleasedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS_E}, s.release_seq
+             FROM suspicious_events s JOIN events e ON e.seq = s.seq
+             WHERE s.release_seq > $1 ORDER BY s.release_seq LIMIT $2"
+        ))
+        .bind(seq_bound(after))
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                // After the event's columns, which row_to_logged reads by position.
+                let release: i64 = row.try_get(8)?;
+                Ok(ReleasedEvent {
+                    release: release.max(0) as u64,
+                    event: row_to_logged(row)?,
+                })
+            })
+            .collect()
     }
 
     async fn reset_period(

@@ -189,14 +189,26 @@ impl FairnessStore for PgStore {
             Resolution::Release => FlagStatus::Released,
             Resolution::Reject => FlagStatus::Rejected,
         };
+        // The counter row stays locked until the commit: release numbers become visible in
+        // order (migration 0003).
+        let release: Option<i64> = match resolution {
+            Resolution::Release => Some(
+                sqlx::query_scalar("UPDATE release_counter SET last = last + 1 RETURNING last")
+                    .fetch_one(&mut *tx)
+                    .await?,
+            ),
+            Resolution::Reject => None,
+        };
         sqlx::query(
-            "UPDATE suspicious_events SET status = $1, resolved_at = $2, resolved_by = $3
+            "UPDATE suspicious_events
+             SET status = $1, resolved_at = $2, resolved_by = $3, release_seq = $5
              WHERE event_id = $4",
         )
         .bind(status.as_str())
         .bind(at)
         .bind(pg_text(by))
         .bind(event_id)
+        .bind(release)
         .execute(&mut *tx)
         .await?;
         let mut event = None;

@@ -28,7 +28,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::{
     AdminStore, Appended, AuditEntry, Block, BoardSource, ClaimOutcome, CommittedBatch, EventLog,
     FairnessStore, FlagFilter, FlagRecord, FlagStatus, LoggedEvent, NewEvent, ProgressStore,
-    ReceiptMaker, Resolution, ResolveOutcome, RewardRecord, StoreError, StoredProgress,
+    ReceiptMaker, ReleasedEvent, Resolution, ResolveOutcome, RewardRecord, StoreError,
+    StoredProgress,
 };
 
 /// The most commands one group commit takes, bounding the latency of the first one.
@@ -670,22 +671,25 @@ fn row_to_flag(r: &rusqlite::Row<'_>) -> Result<FlagRecord, StoreError> {
     })
 }
 
-/// XP per player of the applied events received in `[from, to)` with `seq <= upto`; with a
+/// XP per player of the events received in `[from, to)` that count on the boards: applied by
+/// the log with `seq <= upto` (unflagged or flagged), or released with a release number
+/// `<= released_upto` (those released before release numbers existed always count); with a
 /// `(window, period)`, only the events after that period's last operator reset.
 fn sum_xp(
     conn: &Connection,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    upto: u64,
+    (upto, released_upto): (u64, u64),
     reset_of: Option<(&str, &str)>,
 ) -> Result<Vec<(PlayerId, i64)>, StoreError> {
     let (window, period) = reset_of.unwrap_or(("", ""));
     let mut stmt = conn.prepare_cached(
         "SELECT e.player_id, TOTAL(e.xp) FROM events e
          LEFT JOIN suspicious_events s ON s.seq = e.seq
-         WHERE e.received_at_ms >= ?1 AND e.received_at_ms < ?2 AND e.seq <= ?3
+         WHERE e.received_at_ms >= ?1 AND e.received_at_ms < ?2
            AND e.seq > COALESCE((SELECT after_seq FROM leaderboard_resets WHERE window = ?4 AND period = ?5), 0)
-           AND (s.status IS NULL OR s.status IN ('flagged', 'released'))
+           AND ((e.seq <= ?3 AND (s.status IS NULL OR s.status = 'flagged'))
+                OR (s.status = 'released' AND COALESCE(s.release_seq, 0) <= ?6))
          GROUP BY e.player_id",
     )?;
     let mut rows = stmt.query(params![
@@ -693,7 +697,8 @@ fn sum_xp(
         to.timestamp_millis(),
         upto.min(i64::MAX as u64) as i64,
         window,
-        period
+        period,
+        released_upto.min(i64::MAX as u64) as i64
     ])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
@@ -733,15 +738,24 @@ fn resolve(
         Resolution::Release => FlagStatus::Released,
         Resolution::Reject => FlagStatus::Rejected,
     };
+    let release: Option<i64> = match resolution {
+        Resolution::Release => Some(
+            conn.prepare_cached("UPDATE release_counter SET last = last + 1 RETURNING last")?
+                .query_row([], |r| r.get(0))?,
+        ),
+        Resolution::Reject => None,
+    };
     conn.prepare_cached(
-        "UPDATE suspicious_events SET status = ?1, resolved_at_ms = ?2, resolved_by = ?3
+        "UPDATE suspicious_events
+         SET status = ?1, resolved_at_ms = ?2, resolved_by = ?3, release_seq = ?5
          WHERE event_id = ?4 AND status = 'quarantined'",
     )?
     .execute(params![
         status.as_str(),
         at.timestamp_millis(),
         by,
-        event_id
+        event_id,
+        release
     ])?;
     let mut touched = PlayerMap::default();
     let mut event = None;
@@ -1209,6 +1223,7 @@ impl BoardSource for SqliteStore {
         &self,
         period: &Period,
         upto: u64,
+        released_upto: u64,
     ) -> Result<Vec<(PlayerId, i64)>, StoreError> {
         let (window, id, from, to) = (
             period.window.as_str(),
@@ -1216,8 +1231,45 @@ impl BoardSource for SqliteStore {
             period.start,
             period.end,
         );
-        self.read(move |conn| sum_xp(conn, from, to, upto, Some((window, &id))))
+        self.read(move |conn| sum_xp(conn, from, to, (upto, released_upto), Some((window, &id))))
             .await
+    }
+
+    async fn release_head(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            let last: i64 = conn
+                .prepare_cached("SELECT last FROM release_counter")?
+                .query_row([], |r| r.get(0))?;
+            Ok(last.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn released_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ReleasedEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT e.seq, e.event_id, e.player_id, e.type, e.ts, e.received_at_ms, e.xp, e.payload,
+                        s.release_seq
+                 FROM suspicious_events s JOIN events e ON e.seq = s.seq
+                 WHERE s.release_seq > ?1 ORDER BY s.release_seq LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![after.min(i64::MAX as u64) as i64, limit as i64])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                // After the event's columns, which row_to_logged reads by position.
+                let release: i64 = r.get(8)?;
+                out.push(ReleasedEvent {
+                    release: release.max(0) as u64,
+                    event: row_to_logged(r)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn reset_period(
@@ -1249,7 +1301,7 @@ impl BoardSource for SqliteStore {
         to: DateTime<Utc>,
         upto: u64,
     ) -> Result<Vec<(PlayerId, i64)>, StoreError> {
-        self.read(move |conn| sum_xp(conn, from, to, upto, None))
+        self.read(move |conn| sum_xp(conn, from, to, (upto, u64::MAX), None))
             .await
     }
 }

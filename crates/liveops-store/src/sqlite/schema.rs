@@ -119,6 +119,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (window, period)
     );
     "#,
+    // 6: release numbers, so the boards keep a release cursor (see the PostgreSQL migration
+    // 0003). A counter, not MAX(release_seq) + 1: erasing a player deletes their flags, and a
+    // number must never be handed out twice.
+    r#"
+    ALTER TABLE suspicious_events ADD COLUMN release_seq INTEGER;
+    CREATE UNIQUE INDEX suspicious_events_release ON suspicious_events (release_seq)
+        WHERE release_seq IS NOT NULL;
+    CREATE TABLE release_counter (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        last     INTEGER NOT NULL
+    );
+    INSERT INTO release_counter VALUES (1, 0);
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

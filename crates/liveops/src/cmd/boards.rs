@@ -30,14 +30,14 @@ pub async fn current_boards(
         .cursor(liveops_server::fairness::CONSUMER)
         .await?;
     let now = clock.now();
-    let mut boards = Vec::new();
-    for w in hot.leaderboards.windows() {
-        let period = hot.leaderboards.period(w, now);
-        let rows = services.board_source.period_xp(&period, head).await?;
-        boards.push((period, rows));
-    }
-    // With Redis, a running leaderboard worker is unharmed: the boards and the cursor are
+    // With Redis, a running leaderboard worker is unharmed: the boards and the cursors are
     // replaced in one step, and its later applies skip every event up to `head`.
-    hot.leaderboards.replace(boards, head).await?;
+    liveops_server::leaderboard::rebuild_boards(
+        &*hot.leaderboards,
+        &*services.board_source,
+        now,
+        head,
+    )
+    .await?;
     Ok((hot.leaderboards, now, head, services))
 }
