@@ -475,9 +475,10 @@ impl Leaderboards for MemoryLeaderboards {
 
     async fn apply(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError> {
         let mut cursor = self.cursor.lock();
-        let Some(Cursors { log: at, .. }) = *cursor else {
+        let Some(c) = cursor.as_mut() else {
             return Ok(ApplyOutcome::NotBuilt);
         };
+        let at = c.log;
         let (mut counted, mut skipped, mut late) = (0, 0, Vec::new());
         for e in events {
             if e.seq <= at {
@@ -492,9 +493,7 @@ impl Leaderboards for MemoryLeaderboards {
                 e.received_at,
             ));
         }
-        if let Some(c) = cursor.as_mut() {
-            c.log = at.max(upto);
-        }
+        c.log = at.max(upto);
         Ok(ApplyOutcome::Applied {
             counted,
             skipped,

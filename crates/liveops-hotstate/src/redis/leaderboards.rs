@@ -314,12 +314,12 @@ impl RedisLeaderboards {
                     .arg(self.key("released")),
             )
             .await?;
-        let parse = |s: String| {
-            s.parse::<u64>()
-                .map_err(|e| corrupt("leaderboard cursor", e))
-        };
+        let parse = |what: &str, s: String| s.parse::<u64>().map_err(|e| corrupt(what, e));
         match (log, released) {
-            (Some(log), Some(released)) => Ok(Some((parse(log)?, parse(released)?))),
+            (Some(log), Some(released)) => Ok(Some((
+                parse("leaderboard cursor", log)?,
+                parse("leaderboard release cursor", released)?,
+            ))),
             _ => Ok(None),
         }
     }
