@@ -165,11 +165,23 @@ impl MemoryLeaderboards {
     /// was not counted there, since their standings have been archived. The caller should count
     /// these; if it happens, `roll_over` is being called with too little grace for the bus lag.
     pub fn apply(&self, player: &PlayerId, xp: i64, received_at: DateTime<Utc>) -> Vec<Period> {
+        self.apply_except(player, xp, received_at, &[])
+    }
+
+    /// [`apply`](Self::apply), leaving the windows in `except` alone.
+    pub fn apply_except(
+        &self,
+        player: &PlayerId,
+        xp: i64,
+        received_at: DateTime<Utc>,
+        except: &[Window],
+    ) -> Vec<Period> {
         let mut late = Vec::new();
         // Longest window first: its board most likely knows the player already, and the shorter
         // windows' new boards then share its copy of the name.
         let mut shared_name: Option<Arc<str>> = None;
-        for slot in self.slots.iter().rev().flatten() {
+        let slots = self.slots.iter().rev().flatten();
+        for slot in slots.filter(|s| !except.contains(&s.window)) {
             let mut guard = slot.boards.write();
             let state = &mut *guard;
             let board = match state.board_at_mut(received_at) {
@@ -505,6 +517,7 @@ impl Leaderboards for MemoryLeaderboards {
         &self,
         release: u64,
         event: &BoardEvent,
+        except: &[Window],
     ) -> Result<ApplyOutcome, HotStateError> {
         let mut cursor = self.cursor.lock();
         let Some(c) = cursor.as_mut() else {
@@ -518,7 +531,7 @@ impl Leaderboards for MemoryLeaderboards {
             });
         }
         c.released = release;
-        let late = MemoryLeaderboards::apply(self, &event.player, event.xp, event.received_at);
+        let late = self.apply_except(&event.player, event.xp, event.received_at, except);
         Ok(ApplyOutcome::Applied {
             counted: 1,
             skipped: 0,

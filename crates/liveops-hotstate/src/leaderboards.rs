@@ -127,10 +127,15 @@ pub trait Leaderboards: Send + Sync + 'static {
     /// `release` is above the release cursor, and moves that cursor to it, in one atomic step.
     /// Releases must be applied in release order. `counted` is 1 if it was added, `skipped` 1
     /// if the cursor was already there.
+    ///
+    /// `except` lists the windows whose board of the event's period an operator reset after the
+    /// event (the store's `reset_after`): the event is not added there, as a rebuild would not
+    /// add it either.
     async fn apply_released(
         &self,
         release: u64,
         event: &BoardEvent,
+        except: &[Window],
     ) -> Result<ApplyOutcome, HotStateError>;
 
     /// Hands out every board whose period ended at or before `now`, with its final standings,

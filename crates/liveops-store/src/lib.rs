@@ -397,6 +397,10 @@ pub trait BoardSource: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<Vec<ReleasedEvent>, StoreError>;
+    /// The `after_seq` of the period's last operator reset, `None` if it was never reset. A
+    /// release applied to the live boards after a reset must leave that period's board alone
+    /// when the event is at or below it, as [`period_xp`](Self::period_xp) does in a rebuild.
+    async fn reset_after(&self, period: &Period) -> Result<Option<u64>, StoreError>;
     /// Records an operator reset of a period: events up to `after_seq` no longer count on it.
     async fn reset_period(
         &self,

@@ -479,7 +479,9 @@ async fn board_sums_honour_a_period_reset<S: Store>(s: &S) {
         sum(s.period_xp(&period, head, u64::MAX).await.unwrap(), "p_r"),
         Some(14)
     );
+    assert_eq!(s.reset_after(&period).await.unwrap(), None, "never reset");
     s.reset_period(&period, cut, noon()).await.unwrap();
+    assert_eq!(s.reset_after(&period).await.unwrap(), Some(cut));
     let after = s.period_xp(&period, head, u64::MAX).await.unwrap();
     assert_eq!(sum(after.clone(), "p_r"), Some(4));
     assert_eq!(sum(after, "p_q"), None, "reset away");
@@ -505,6 +507,12 @@ async fn board_sums_honour_a_period_reset<S: Store>(s: &S) {
     );
     // A later reset replaces the earlier one.
     s.reset_period(&period, head, noon()).await.unwrap();
+    assert_eq!(s.reset_after(&period).await.unwrap(), Some(head));
+    assert_eq!(
+        s.reset_after(&weekly).await.unwrap(),
+        None,
+        "another window's period"
+    );
     assert!(s
         .period_xp(&period, head, u64::MAX)
         .await

@@ -611,10 +611,12 @@ impl Leaderboards for RedisLeaderboards {
         &self,
         release: u64,
         event: &BoardEvent,
+        except: &[Window],
     ) -> Result<ApplyOutcome, HotStateError> {
         let periods: Vec<Period> = self
             .windows
             .iter()
+            .filter(|w| !except.contains(w))
             .map(|w| self.calendar.period_at(*w, event.received_at))
             .collect();
         let mut inv = self.apply_released.prepare_invoke();

@@ -221,7 +221,7 @@ pub async fn boards_are_not_built_until_replaced(b: &Backend) {
     );
     assert_eq!(
         boards
-            .apply_released(1, &ev(1, "alice", 5, NOW))
+            .apply_released(1, &ev(1, "alice", 5, NOW), &[])
             .await
             .expect("apply_released"),
         ApplyOutcome::NotBuilt
@@ -540,16 +540,16 @@ pub async fn released_events_count_once_by_release_number(b: &Backend) {
     };
     // Below the log cursor (released long after it passed): counted all the same.
     let bob = ev(2, "bob", 40, NOW);
-    let out = boards.apply_released(1, &bob).await.expect("apply");
+    let out = boards.apply_released(1, &bob, &[]).await.expect("apply");
     assert_eq!(out, applied(1));
     assert_eq!(boards.cursor().await.expect("cursor"), Some(5));
     assert_eq!(boards.released_cursor().await.expect("cursor"), Some(1));
     // Asked again (a second process catching up, a retry): skipped.
-    let out = boards.apply_released(1, &bob).await.expect("apply");
+    let out = boards.apply_released(1, &bob, &[]).await.expect("apply");
     assert_eq!(out, applied(0));
     // Above the log cursor: counted, and the log consumer never sees it.
     let carol = ev(9, "carol", 7, NOW);
-    let out = boards.apply_released(2, &carol).await.expect("apply");
+    let out = boards.apply_released(2, &carol, &[]).await.expect("apply");
     assert_eq!(out, applied(1));
     let page = boards
         .page(Window::Weekly, utc(NOW), 0, 10)
@@ -561,11 +561,34 @@ pub async fn released_events_count_once_by_release_number(b: &Backend) {
     );
     // A rebuild sets the release cursor: releases up to it are in the rebuilt sums.
     boards.replace(Vec::new(), 5, 7).await.expect("replace");
-    let out = boards.apply_released(7, &carol).await.expect("apply");
+    let out = boards.apply_released(7, &carol, &[]).await.expect("apply");
     assert_eq!(out, applied(0));
-    let out = boards.apply_released(8, &carol).await.expect("apply");
+    let out = boards.apply_released(8, &carol, &[]).await.expect("apply");
     assert_eq!(out, applied(1));
     assert_eq!(boards.released_cursor().await.expect("cursor"), Some(8));
+    // A window whose board was reset after the event (`except`) is left alone; the release
+    // cursor moves all the same.
+    let dave = ev(3, "dave", 11, NOW);
+    let out = boards
+        .apply_released(9, &dave, &[Window::Daily])
+        .await
+        .expect("apply");
+    assert_eq!(out, applied(1));
+    assert_eq!(boards.released_cursor().await.expect("cursor"), Some(9));
+    let now = utc(NOW);
+    let score = |w: Window| {
+        let boards = boards.clone();
+        async move {
+            let page = boards.page(w, now, 0, 10).await.expect("page");
+            rows(&page.entries)
+                .into_iter()
+                .find(|(_, p, _)| *p == "dave")
+                .map(|(_, _, s)| s)
+        }
+    };
+    assert_eq!(score(Window::Daily).await, None, "the reset window");
+    assert_eq!(score(Window::Weekly).await, Some(11));
+    assert_eq!(score(Window::Seasonal).await, Some(11));
 }
 
 fn id(s: &str) -> Option<EventId> {

@@ -144,7 +144,12 @@ pub async fn catch_up_releases(state: &LeaderboardState) -> Result<u64, RebuildE
                     xp: e.xp,
                     received_at: e.received_at,
                 };
-                match state.boards.apply_released(r.release, &event).await? {
+                let except = reset_since(state, &event).await?;
+                match state
+                    .boards
+                    .apply_released(r.release, &event, &except)
+                    .await?
+                {
                     ApplyOutcome::Applied {
                         counted: n, late, ..
                     } => {
@@ -165,6 +170,28 @@ pub async fn catch_up_releases(state: &LeaderboardState) -> Result<u64, RebuildE
             return Ok(counted);
         }
     }
+}
+
+/// The windows whose board of the event's period an operator reset after the event: a
+/// release leaves those boards alone, as a rebuild (`period_xp`) does. Releases are rare, so
+/// one lookup per window each is cheap.
+async fn reset_since(
+    state: &LeaderboardState,
+    event: &BoardEvent,
+) -> Result<Vec<Window>, RebuildError> {
+    let mut except = Vec::new();
+    for w in state.boards.windows() {
+        let period = state.boards.calendar().period_at(w, event.received_at);
+        if state
+            .source
+            .reset_after(&period)
+            .await?
+            .is_some_and(|after| event.seq <= after)
+        {
+            except.push(w);
+        }
+    }
+    Ok(except)
 }
 
 /// Rebuilds the live boards from the system of record while the worker runs: under the

@@ -103,6 +103,52 @@ pub(crate) async fn an_event_over_the_hard_cap_is_quarantined_then_released_exac
 }
 
 #[tokio::test]
+pub(crate) async fn a_release_after_a_reset_leaves_the_reset_board_as_a_rebuild_does() {
+    let app = spawn_with_config(with_admin).await;
+    for (id, xp) in [("rr-1", 20_000), ("rr-2", 100)] {
+        assert_eq!(
+            app.post(&progression(id, "player_rr", xp)).await.status,
+            202
+        );
+    }
+    flags_of(&app, "player_rr", 1).await;
+    // rr-2 on the daily board: the reset below comes after both events.
+    app.eventually("/leaderboard/players/player_rr?window=daily", |r| {
+        r.body["score"] == 100
+    })
+    .await;
+    let r = admin_post(&app, "/admin/leaderboards/daily/reset").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let on_daily = "/leaderboard/players/player_rr?window=daily";
+    assert_eq!(app.get(on_daily).await.status, 404);
+    // Released after the reset, the event counts where the board was not reset and, like
+    // every event from before the reset, not on the reset daily board.
+    let r = admin_post(&app, "/admin/flags/rr-1/release").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.eventually("/leaderboard/players/player_rr?window=seasonal", |r| {
+        r.body["score"] == 20_100
+    })
+    .await;
+    let daily = app.get(on_daily).await;
+    assert_eq!(daily.status, 404, "{}", daily.body);
+    // A rebuild from the store agrees with the live boards.
+    let dir = app.stop().await;
+    let app = spawn_with(Options {
+        data_dir: Some(dir),
+        ..Options::default()
+    })
+    .await;
+    let seasonal = app
+        .eventually("/leaderboard/players/player_rr?window=seasonal", |r| {
+            r.status == 200
+        })
+        .await;
+    assert_eq!(seasonal.body["score"], 20_100);
+    let daily = app.get(on_daily).await;
+    assert_eq!(daily.status, 404, "{}", daily.body);
+}
+
+#[tokio::test]
 pub(crate) async fn a_rejected_event_is_never_applied() {
     let app = spawn_with_config(with_admin).await;
     app.post(&boss_kill("rj-1", "player_rj", "dragon", 500_000))

@@ -41,6 +41,7 @@ on_engines! {
     }
     fairness::{
         an_event_over_the_hard_cap_is_quarantined_then_released_exactly_once,
+        a_release_after_a_reset_leaves_the_reset_board_as_a_rebuild_does,
         a_rejected_event_is_never_applied,
         flag_mode_applies_the_event_and_only_records_the_flag,
         a_jump_far_above_the_players_own_baseline_is_flagged_with_its_reason,

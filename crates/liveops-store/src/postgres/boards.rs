@@ -110,6 +110,17 @@ impl BoardSource for PgStore {
             .collect()
     }
 
+    async fn reset_after(&self, period: &Period) -> Result<Option<u64>, StoreError> {
+        let after: Option<i64> = sqlx::query_scalar(
+            "SELECT after_seq FROM leaderboard_resets WHERE window_name = $1 AND period = $2",
+        )
+        .bind(period.window.as_str())
+        .bind(&period.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(after.map(|a| a.max(0) as u64))
+    }
+
     async fn reset_period(
         &self,
         period: &Period,

@@ -1272,6 +1272,20 @@ impl BoardSource for SqliteStore {
         .await
     }
 
+    async fn reset_after(&self, period: &Period) -> Result<Option<u64>, StoreError> {
+        let (window, id) = (period.window.as_str(), period.id.clone());
+        self.read(move |conn| {
+            let after: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT after_seq FROM leaderboard_resets WHERE window = ?1 AND period = ?2",
+                )?
+                .query_row(params![window, id], |r| r.get(0))
+                .optional()?;
+            Ok(after.map(|a| a.max(0) as u64))
+        })
+        .await
+    }
+
     async fn reset_period(
         &self,
         period: &Period,
