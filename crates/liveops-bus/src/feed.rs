@@ -6,6 +6,12 @@
 //! delivery with `seq <= after` is committed: it acks those first, then fetches. That gives the
 //! bus contract (ack only after the effect commits) without the pipeline knowing about acks.
 //!
+//! The pipeline also takes this process's own appends from the log's in-process tail when they
+//! follow on from its cursor (an all-roles process: its gateway just published them), without
+//! reading them here. The durable then falls behind the cursor; it is never acked past what was
+//! committed (so the ack contract holds), and the next read moves it up to the cursor, by
+//! draining a short lag or by repositioning at the cursor after a long one.
+//!
 //! Deliveries at or below the cursor (redeliveries after a crash or a slow batch) are acked and
 //! dropped. If the first new delivery is not `after + 1` (another process pulled from the same
 //! durable during a leadership hand-over, say), the consumer is repositioned at the cursor and
@@ -15,8 +21,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use liveops_store::{Appended, EventLog, LoggedEvent, NewEvent, StoreError};
-use tokio::sync::{watch, Mutex};
+use liveops_store::{Appended, CommittedBatch, EventLog, LoggedEvent, NewEvent, StoreError};
+use tokio::sync::{broadcast, watch, Mutex};
 
 use crate::log::EMPTY_READ_PAUSES_MS;
 use crate::{Delivery, NatsEventLog, RoleConsumer, RoleOptions};
@@ -27,6 +33,9 @@ const FETCH_WAIT: Duration = Duration::from_millis(200);
 /// A read that would carry fewer events than this waits [`LINGER`] for more first.
 const LINGER_BELOW: u64 = 256;
 const LINGER: Duration = Duration::from_millis(5);
+/// A read that finds the durable this many events behind the caller's cursor (the caller took
+/// them from the tail) moves the durable instead of draining it.
+const REPOSITION_GAP: u64 = 256;
 
 pub struct RoleFeed {
     log: NatsEventLog,
@@ -38,6 +47,9 @@ struct Inner {
     consumer: RoleConsumer,
     /// Delivered and handed to the pipeline, not yet acked (acked once the cursor passes them).
     unacked: Vec<Delivery>,
+    /// The highest seq the consumer delivered (where it was positioned, before any delivery).
+    /// Falls behind the caller's cursor while the caller applies own appends from the tail.
+    delivered: u64,
 }
 
 impl RoleFeed {
@@ -51,6 +63,7 @@ impl RoleFeed {
             inner: Mutex::new(Inner {
                 consumer,
                 unacked: Vec::new(),
+                delivered: cursor,
             }),
         })
     }
@@ -88,14 +101,28 @@ impl EventLog for RoleFeed {
         if head > after && head - after < LINGER_BELOW {
             tokio::time::sleep(LINGER).await;
         }
+        if after >= inner.delivered + REPOSITION_GAP {
+            // The caller applied (delivered, after] from the tail. Two requests that move the
+            // durable are cheaper than having the server deliver all that again to be dropped.
+            inner.consumer.reposition(after, self.opts.clone()).await?;
+            inner.delivered = after;
+        }
         let next = after + 1;
         let mut repositioned = false;
         let mut empty_reads = 0;
         loop {
             let fetched = inner.consumer.fetch(limit, FETCH_WAIT).await?;
+            if let Some(top) = fetched.iter().map(Delivery::seq).max() {
+                inner.delivered = inner.delivered.max(top);
+            }
             let (stale, fresh): (Vec<Delivery>, Vec<Delivery>) =
                 fetched.into_iter().partition(|d| d.seq() <= after);
+            let drained = !stale.is_empty();
             inner.consumer.ack(&stale).await?;
+            if drained && fresh.is_empty() {
+                // Only what the caller applied from the tail (or redeliveries): read on.
+                continue;
+            }
             let first = fresh.first().map(Delivery::seq);
             let Some(first) = first else {
                 // Nothing delivered. The pipeline takes an empty read below the head as "no
@@ -128,6 +155,7 @@ impl EventLog for RoleFeed {
                     "role feed saw a gap; repositioning at the cursor"
                 );
                 inner.consumer.reposition(after, self.opts.clone()).await?;
+                inner.delivered = after;
                 repositioned = true;
                 continue;
             }
@@ -147,6 +175,12 @@ impl EventLog for RoleFeed {
 
     fn committed(&self) -> watch::Receiver<u64> {
         self.log.committed()
+    }
+
+    /// This process's own appends, so an all-roles process judges what its gateway published
+    /// without the server delivering it back (see the module documentation).
+    fn tail(&self) -> Option<broadcast::Receiver<CommittedBatch>> {
+        self.log.tail()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

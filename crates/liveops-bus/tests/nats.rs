@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use liveops_bus::testing::{engine_missing, NatsServer, TestBus};
-use liveops_bus::{BusError, NatsEventLog, NatsOptions, RoleConsumer, RoleOptions};
+use liveops_bus::{BusError, NatsEventLog, NatsOptions, RoleConsumer, RoleFeed, RoleOptions};
 use liveops_domain::Event;
 use liveops_store::{Appended, EventLog, LoggedEvent, NewEvent, StoreError};
 
@@ -395,6 +395,51 @@ async fn a_role_consumer_is_repositioned_at_the_committed_cursor() {
         RoleConsumer::open(&log, "bad.role", 0, RoleOptions::default()).await,
         Err(BusError::InvalidName { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_role_feed_behind_its_callers_cursor_reads_on_from_the_cursor() {
+    let Some(bus) = TestBus::new("feed_behind") else {
+        return;
+    };
+    let log = bus.log(NatsOptions::default()).await.expect("connect");
+    let seqs: Vec<u64> = log
+        .append(
+            (1..=400)
+                .map(|i| event(&format!("f-{i}"), "player_7", i))
+                .collect(),
+        )
+        .await
+        .expect("append")
+        .iter()
+        .map(seq_of)
+        .collect();
+    let feed = RoleFeed::open(log.clone(), "fairness", 0)
+        .await
+        .expect("open");
+    let mut tail = feed.tail().expect("own appends reach the feed's tail");
+    let seqs_of = |b: &[LoggedEvent]| b.iter().map(|e| e.seq).collect::<Vec<_>>();
+
+    let first = feed.read_after(0, 10).await.expect("read");
+    assert_eq!(seqs_of(&first), seqs[..10]);
+    // The caller applied the next ten from the tail: the short lag is drained, not re-served.
+    let next = feed.read_after(seqs[19], 10).await.expect("read");
+    assert_eq!(seqs_of(&next), seqs[20..30]);
+    // A long lag moves the durable to the cursor.
+    let rest = feed.read_after(seqs[349], 100).await.expect("read");
+    assert_eq!(seqs_of(&rest), seqs[350..]);
+
+    let last = seq_of(
+        &log.append(vec![event("f-401", "player_7", 401)])
+            .await
+            .expect("append")[0],
+    );
+    let batch = tail.recv().await.expect("tail");
+    assert_eq!((batch.prev_head, batch.head), (seqs[399], last));
+    assert_eq!(
+        seqs_of(&feed.read_after(seqs[399], 10).await.expect("read")),
+        vec![last]
+    );
 }
 
 #[tokio::test]

@@ -4,21 +4,29 @@
 //! this loop only guarantees order and that a failed batch is retried, never skipped.
 //!
 //! Batches committed by this process arrive in memory through the log's tail, which saves
-//! reading and decoding them again. The tail is only used when a batch follows on exactly from
-//! the cursor (`prev_head == cursor`); after a lag, a gap or a restart the loop reads the log,
-//! so the in-memory path is an optimisation that can never skip or repeat an event.
+//! reading and decoding them again. A tail batch is only used when it follows on exactly from
+//! the cursor (`prev_head == cursor`); one that arrives early (JetStream acknowledges
+//! concurrent appends in any order) waits in a small buffer for the batch before it. After a
+//! lag, a gap that does not close (another process's appends) or a restart the loop reads the
+//! log, so the in-memory path is an optimisation that can never skip or repeat an event.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use liveops_store::{EventLog, LoggedEvent, StoreError};
-use tokio::sync::broadcast::error::TryRecvError;
+use liveops_store::{CommittedBatch, EventLog, LoggedEvent, StoreError};
+use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 /// Events read from the log per batch: large enough to amortise a transaction, small enough to
 /// keep the visibility latency of the first event low.
 pub const BATCH: usize = 2000;
+/// How long a consumer waits for the batch that closes a gap in the tail before reading the
+/// log instead (a batch acknowledged out of order is normally a few microseconds late).
+const REORDER_WAIT: Duration = Duration::from_millis(2);
+/// Tail batches held past a gap at most.
+const MAX_PENDING: usize = 4096;
 
 /// Runs until `shutdown`. `apply` gets each batch and returns the new cursor.
 pub async fn consume<F, Fut>(
@@ -33,6 +41,8 @@ pub async fn consume<F, Fut>(
 {
     let mut committed = log.committed();
     let mut tail = log.tail();
+    let mut pending = Pending::default();
+    let mut waited_for_gap = false;
     loop {
         // Stop between batches, not only when caught up: the backlog is durable and the next
         // start resumes from the cursor, so shutdown time does not grow with the lag.
@@ -51,37 +61,33 @@ pub async fn consume<F, Fut>(
         }
         let mut next: Option<(Arc<Vec<LoggedEvent>>, u64)> = None;
         if let Some(rx) = tail.as_mut() {
-            // Take every batch that follows on from the cursor, up to BATCH events: a consumer
-            // that fell behind catches up in a few large applies instead of one per commit.
-            let mut taken: Vec<Arc<Vec<LoggedEvent>>> = Vec::new();
-            let mut upto = cursor;
-            let mut count = 0;
-            loop {
-                match rx.try_recv() {
-                    Ok(b) if b.head <= upto => continue,
-                    Ok(b) if b.prev_head == upto => {
-                        upto = b.head;
-                        count += b.events.len();
-                        taken.push(b.events);
-                        if count >= BATCH {
-                            break;
-                        }
-                    }
-                    Err(TryRecvError::Closed) => {
-                        tail = None;
-                        break;
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    // A gap or a lag: what was taken is still contiguous; the rest comes from
-                    // the log on the next round.
-                    Ok(_) | Err(TryRecvError::Lagged(_)) => break,
+            let open = pending.drain_from(rx, cursor);
+            let mut taken = pending.take_run(cursor);
+            if open && taken.is_empty() && pending.is_ahead() && !waited_for_gap {
+                // Own batches past a gap: the gap is most likely another of this process's
+                // appends whose acknowledgement is being handled right now (JetStream acks
+                // concurrent appends in any order). Give it a moment before reading the log.
+                waited_for_gap = true;
+                if let Ok(Ok(b)) = tokio::time::timeout(REORDER_WAIT, rx.recv()).await {
+                    pending.insert(b, cursor);
                 }
+                continue;
             }
+            if !open {
+                tail = None;
+            }
+            waited_for_gap = false;
+            let upto = taken.last().map_or(cursor, |b| b.head);
             next = match taken.len() {
                 0 => None,
-                1 => taken.pop().map(|events| (events, upto)),
+                1 => taken.pop().map(|b| (b.events, upto)),
                 _ => Some((
-                    Arc::new(taken.iter().flat_map(|b| b.iter().cloned()).collect()),
+                    Arc::new(
+                        taken
+                            .iter()
+                            .flat_map(|b| b.events.iter().cloned())
+                            .collect(),
+                    ),
                     upto,
                 )),
             };
@@ -125,9 +131,214 @@ pub async fn consume<F, Fut>(
     }
 }
 
+/// Tail batches not applied yet, by the log position they follow on from. The SQLite log sends
+/// its batches in seq order, JetStream's acks of concurrent appends come back in any order, so
+/// a batch can arrive before the one it follows: it waits here instead of being thrown away.
+#[derive(Default)]
+struct Pending {
+    by_prev_head: BTreeMap<u64, CommittedBatch>,
+}
+
+impl Pending {
+    /// Moves what the tail holds into the buffer, dropping what is at or below `cursor`.
+    /// False when the tail is closed for good.
+    fn drain_from(&mut self, rx: &mut broadcast::Receiver<CommittedBatch>, cursor: u64) -> bool {
+        self.by_prev_head = self.by_prev_head.split_off(&cursor);
+        loop {
+            match rx.try_recv() {
+                Ok(b) => self.insert(b, cursor),
+                // Batches were dropped for a slow consumer: what is buffered is still exact,
+                // the missing ones come from the log.
+                Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Closed) => return false,
+            }
+        }
+    }
+
+    fn insert(&mut self, batch: CommittedBatch, cursor: u64) {
+        if batch.head <= cursor {
+            return;
+        }
+        if self.by_prev_head.len() >= MAX_PENDING {
+            // Far ahead of a gap that is not closing: the log has it all anyway.
+            self.by_prev_head.clear();
+        }
+        self.by_prev_head.insert(batch.prev_head, batch);
+    }
+
+    /// The buffered batches that follow on from `cursor` one after the other, up to [`BATCH`]
+    /// events: a consumer that fell behind catches up in a few large applies.
+    fn take_run(&mut self, cursor: u64) -> Vec<CommittedBatch> {
+        let mut run = Vec::new();
+        let (mut upto, mut count) = (cursor, 0);
+        while count < BATCH {
+            let Some(b) = self.by_prev_head.remove(&upto) else {
+                break;
+            };
+            upto = b.head;
+            count += b.events.len();
+            run.push(b);
+        }
+        run
+    }
+
+    /// Whether batches past a gap are waiting.
+    fn is_ahead(&self) -> bool {
+        !self.by_prev_head.is_empty()
+    }
+}
+
 async fn sleep_or_stop(shutdown: &CancellationToken) -> bool {
     tokio::select! {
         _ = shutdown.cancelled() => true,
         _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use chrono::Utc;
+    use liveops_domain::Event;
+    use liveops_store::{Appended, NewEvent};
+    use parking_lot::Mutex;
+    use tokio::sync::watch;
+
+    /// A log whose stored events, head and tail the test drives by hand; it counts reads.
+    struct HandLog {
+        stored: Mutex<Vec<LoggedEvent>>,
+        head: watch::Sender<u64>,
+        tail: broadcast::Sender<CommittedBatch>,
+        reads: Mutex<Vec<u64>>,
+    }
+
+    #[async_trait]
+    impl EventLog for HandLog {
+        async fn append(&self, _: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
+            unreachable!("the consumer loop never appends")
+        }
+        async fn read_after(
+            &self,
+            after: u64,
+            limit: usize,
+        ) -> Result<Vec<LoggedEvent>, StoreError> {
+            self.reads.lock().push(after);
+            let stored = self.stored.lock();
+            Ok(stored
+                .iter()
+                .filter(|e| e.seq > after)
+                .take(limit)
+                .cloned()
+                .collect())
+        }
+        fn committed(&self) -> watch::Receiver<u64> {
+            self.head.subscribe()
+        }
+        fn tail(&self) -> Option<broadcast::Receiver<CommittedBatch>> {
+            Some(self.tail.subscribe())
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn logged(seq: u64) -> LoggedEvent {
+        let event = Event::from_value(serde_json::json!({
+            "eventId": format!("e{seq}"), "type": "progression", "playerId": "player_1",
+            "ts": 1, "payload": {"deltaXp": 1, "activity": "quest"},
+        }))
+        .expect("valid event");
+        LoggedEvent {
+            seq,
+            event,
+            received_at: Utc::now(),
+            xp: 1,
+        }
+    }
+
+    fn batch(prev_head: u64, head: u64) -> CommittedBatch {
+        CommittedBatch {
+            prev_head,
+            head,
+            events: Arc::new((prev_head + 1..=head).map(logged).collect()),
+        }
+    }
+
+    /// Runs the loop on `log` until it applied up to `upto`; returns the seqs in apply order.
+    async fn applied_until(log: Arc<HandLog>, upto: u64) -> Vec<u64> {
+        let shutdown = CancellationToken::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (done_tx, mut done) = watch::channel(0u64);
+        let task = tokio::spawn(consume("test", log, 0, shutdown.clone(), {
+            let seen = seen.clone();
+            move |b: Arc<Vec<LoggedEvent>>| {
+                let seen = seen.clone();
+                let done_tx = done_tx.clone();
+                async move {
+                    seen.lock().extend(b.iter().map(|e| e.seq));
+                    let last = b.last().map_or(0, |e| e.seq);
+                    done_tx.send_replace(last);
+                    Ok(last)
+                }
+            }
+        }));
+        tokio::time::timeout(Duration::from_secs(5), done.wait_for(|c| *c >= upto))
+            .await
+            .expect("the loop applies everything in time")
+            .expect("the loop runs");
+        shutdown.cancel();
+        task.await.expect("the loop stops");
+        let seen = seen.lock().clone();
+        seen
+    }
+
+    fn hand_log(stored: u64) -> Arc<HandLog> {
+        Arc::new(HandLog {
+            stored: Mutex::new((1..=stored).map(logged).collect()),
+            head: watch::channel(0).0,
+            tail: broadcast::channel(64).0,
+            reads: Mutex::new(Vec::new()),
+        })
+    }
+
+    // Paused time: the 2 ms reorder wait is virtual, so the test does not depend on the
+    // machine's speed (the out-of-order batch comes 0.2 ms into the wait).
+    #[tokio::test(start_paused = true)]
+    async fn tail_batches_acknowledged_out_of_order_are_applied_in_order_without_a_read() {
+        let log = hand_log(6);
+        let run = tokio::spawn(applied_until(log.clone(), 6));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The second and third appends are acknowledged before the first.
+        log.tail.send(batch(2, 4)).expect("subscribed");
+        log.tail.send(batch(4, 6)).expect("subscribed");
+        log.head.send_replace(6);
+        tokio::time::sleep(Duration::from_micros(200)).await;
+        log.tail.send(batch(0, 2)).expect("subscribed");
+        assert_eq!(run.await.expect("run"), vec![1, 2, 3, 4, 5, 6]);
+        assert!(
+            log.reads.lock().is_empty(),
+            "read the log: {:?}",
+            log.reads.lock()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_the_tail_never_fills_is_read_from_the_log_and_nothing_is_applied_twice() {
+        // Seq 3 was appended by another process: only the log has it.
+        let log = hand_log(6);
+        let run = tokio::spawn(applied_until(log.clone(), 6));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        log.tail.send(batch(0, 2)).expect("subscribed");
+        log.tail.send(batch(3, 6)).expect("subscribed");
+        log.head.send_replace(6);
+        assert_eq!(run.await.expect("run"), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            log.reads.lock().first(),
+            Some(&2),
+            "reads: {:?}",
+            log.reads.lock()
+        );
     }
 }
