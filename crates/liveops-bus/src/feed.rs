@@ -30,8 +30,7 @@ use crate::{Delivery, NatsEventLog, RoleConsumer, RoleOptions};
 /// How long a read waits for the first message when the stream has nothing new; the pipeline
 /// only reads when the head says there is something, so this is rarely waited out.
 const FETCH_WAIT: Duration = Duration::from_millis(200);
-/// A read that would carry fewer events than this waits [`LINGER`] for more first.
-const LINGER_BELOW: u64 = 256;
+/// How long the pipeline waits to gather a small batch (see [`EventLog::linger`]).
 const LINGER: Duration = Duration::from_millis(5);
 /// A read that finds the durable this many events behind the caller's cursor (the caller took
 /// them from the tail) moves the durable instead of draining it.
@@ -93,13 +92,6 @@ impl EventLog for RoleFeed {
                 .take(limit)
                 .map(|d| d.event.clone())
                 .collect());
-        }
-        // Under a steady trickle each read would carry a handful of events, and each batch
-        // costs the caller a transaction (and the bus an ack round): wait a moment for more
-        // when the head is only a little ahead. Adds at most LINGER to an event's visibility.
-        let head = *self.log.committed().borrow();
-        if head > after && head - after < LINGER_BELOW {
-            tokio::time::sleep(LINGER).await;
         }
         if after >= inner.delivered + REPOSITION_GAP {
             // The caller applied (delivered, after] from the tail. Two requests that move the
@@ -175,6 +167,12 @@ impl EventLog for RoleFeed {
 
     fn committed(&self) -> watch::Receiver<u64> {
         self.log.committed()
+    }
+
+    /// Under a steady trickle each batch would carry a handful of events, and each costs the
+    /// role a PostgreSQL transaction (and the bus an ack): wait a moment for more.
+    fn linger(&self) -> Duration {
+        LINGER
     }
 
     /// This process's own appends, so an all-roles process judges what its gateway published

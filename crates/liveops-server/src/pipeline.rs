@@ -25,6 +25,9 @@ pub const BATCH: usize = 2000;
 /// How long a consumer waits for the batch that closes a gap in the tail before reading the
 /// log instead (a batch acknowledged out of order is normally a few microseconds late).
 const REORDER_WAIT: Duration = Duration::from_millis(2);
+/// A consumer whose log asks to linger ([`EventLog::linger`]) waits when it is fewer than this
+/// many events behind.
+const LINGER_BELOW: u64 = 256;
 /// Tail batches held past a gap at most.
 const MAX_PENDING: usize = 4096;
 
@@ -43,6 +46,8 @@ pub async fn consume<F, Fut>(
     let mut tail = log.tail();
     let mut pending = Pending::default();
     let mut waited_for_gap = false;
+    let linger = log.linger();
+    let mut lingered = false;
     loop {
         // Stop between batches, not only when caught up: the backlog is durable and the next
         // start resumes from the cursor, so shutdown time does not grow with the lag.
@@ -58,6 +63,13 @@ pub async fn consume<F, Fut>(
                 changed = committed.changed() => if changed.is_err() { return },
             }
             continue;
+        }
+        if !lingered && head - cursor < LINGER_BELOW && !linger.is_zero() {
+            lingered = true;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(linger) => continue,
+            }
         }
         let mut next: Option<(Arc<Vec<LoggedEvent>>, u64)> = None;
         if let Some(rx) = tail.as_mut() {
@@ -117,6 +129,7 @@ pub async fn consume<F, Fut>(
             match apply(batch.clone()).await {
                 Ok(c) => {
                     cursor = c.max(upto);
+                    lingered = false;
                     metrics::counter!("events_processed_total", "consumer" => name).increment(n);
                     break;
                 }
@@ -212,6 +225,7 @@ mod tests {
         head: watch::Sender<u64>,
         tail: broadcast::Sender<CommittedBatch>,
         reads: Mutex<Vec<u64>>,
+        linger: Duration,
     }
 
     #[async_trait]
@@ -238,6 +252,9 @@ mod tests {
         }
         fn tail(&self) -> Option<broadcast::Receiver<CommittedBatch>> {
             Some(self.tail.subscribe())
+        }
+        fn linger(&self) -> Duration {
+            self.linger
         }
         async fn ping(&self) -> Result<(), StoreError> {
             Ok(())
@@ -266,8 +283,8 @@ mod tests {
         }
     }
 
-    /// Runs the loop on `log` until it applied up to `upto`; returns the seqs in apply order.
-    async fn applied_until(log: Arc<HandLog>, upto: u64) -> Vec<u64> {
+    /// Runs the loop on `log` until it applied up to `upto`; returns the applied batches' seqs.
+    async fn applied_until(log: Arc<HandLog>, upto: u64) -> Vec<Vec<u64>> {
         let shutdown = CancellationToken::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (done_tx, mut done) = watch::channel(0u64);
@@ -277,7 +294,8 @@ mod tests {
                 let seen = seen.clone();
                 let done_tx = done_tx.clone();
                 async move {
-                    seen.lock().extend(b.iter().map(|e| e.seq));
+                    seen.lock()
+                        .push(b.iter().map(|e| e.seq).collect::<Vec<_>>());
                     let last = b.last().map_or(0, |e| e.seq);
                     done_tx.send_replace(last);
                     Ok(last)
@@ -295,11 +313,16 @@ mod tests {
     }
 
     fn hand_log(stored: u64) -> Arc<HandLog> {
+        hand_log_lingering(stored, Duration::ZERO)
+    }
+
+    fn hand_log_lingering(stored: u64, linger: Duration) -> Arc<HandLog> {
         Arc::new(HandLog {
             stored: Mutex::new((1..=stored).map(logged).collect()),
             head: watch::channel(0).0,
             tail: broadcast::channel(64).0,
             reads: Mutex::new(Vec::new()),
+            linger,
         })
     }
 
@@ -316,7 +339,7 @@ mod tests {
         log.head.send_replace(6);
         tokio::time::sleep(Duration::from_micros(200)).await;
         log.tail.send(batch(0, 2)).expect("subscribed");
-        assert_eq!(run.await.expect("run"), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(run.await.expect("run").concat(), vec![1, 2, 3, 4, 5, 6]);
         assert!(
             log.reads.lock().is_empty(),
             "read the log: {:?}",
@@ -333,12 +356,25 @@ mod tests {
         log.tail.send(batch(0, 2)).expect("subscribed");
         log.tail.send(batch(3, 6)).expect("subscribed");
         log.head.send_replace(6);
-        assert_eq!(run.await.expect("run"), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(run.await.expect("run").concat(), vec![1, 2, 3, 4, 5, 6]);
         assert_eq!(
             log.reads.lock().first(),
             Some(&2),
             "reads: {:?}",
             log.reads.lock()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lingering_log_gathers_a_trickle_into_one_batch() {
+        let log = hand_log_lingering(3, Duration::from_millis(5));
+        let run = tokio::spawn(applied_until(log.clone(), 3));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for seq in 1..=3 {
+            log.tail.send(batch(seq - 1, seq)).expect("subscribed");
+            log.head.send_replace(seq);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(run.await.expect("run"), vec![vec![1, 2, 3]]);
     }
 }

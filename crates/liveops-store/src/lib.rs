@@ -114,6 +114,12 @@ pub trait EventLog: Send + Sync + 'static {
     fn tail(&self) -> Option<broadcast::Receiver<CommittedBatch>> {
         None
     }
+    /// How long a consumer only a little behind the head waits for more events before it
+    /// applies them: a log whose consumers pay a network transaction per batch asks for a few
+    /// milliseconds, trading that much visibility latency for fewer, larger batches.
+    fn linger(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
     /// Database connections this process holds open, when the store has any
     /// (`database_connections_active`).
     fn open_connections(&self) -> Option<u64> {
