@@ -12,7 +12,7 @@
 //! Writers through the [`Leaderboards`] port also hold the cursor mutex (always taken first),
 //! which makes a batch and its cursor move one step for other writers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -54,6 +54,10 @@ pub struct MemoryLeaderboards {
     /// cursors); `None` until the first [`Leaderboards::replace`]. Held for a whole batch so the
     /// batch and the cursor move together.
     cursor: Mutex<Option<Cursors>>,
+    /// Erased players and the log seq their erasure covers (see
+    /// [`Leaderboards::remove_player`]); dropped once the log cursor passes it. Locked after
+    /// `cursor`.
+    erased: Mutex<HashMap<PlayerId, u64>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -138,6 +142,7 @@ impl MemoryLeaderboards {
             calendar,
             slots,
             cursor: Mutex::new(None),
+            erased: Mutex::new(HashMap::new()),
         }
     }
 
@@ -491,9 +496,11 @@ impl Leaderboards for MemoryLeaderboards {
             return Ok(ApplyOutcome::NotBuilt);
         };
         let at = c.log;
+        let mut erased = self.erased.lock();
         let (mut counted, mut skipped, mut late) = (0, 0, Vec::new());
         for e in events {
-            if e.seq <= at {
+            let is_erased = || erased.get(&e.player).is_some_and(|upto| e.seq <= *upto);
+            if e.seq <= at || is_erased() {
                 skipped += 1;
                 continue;
             }
@@ -506,6 +513,8 @@ impl Leaderboards for MemoryLeaderboards {
             ));
         }
         c.log = at.max(upto);
+        let log = c.log;
+        erased.retain(|_, upto| *upto > log);
         Ok(ApplyOutcome::Applied {
             counted,
             skipped,
@@ -549,8 +558,13 @@ impl Leaderboards for MemoryLeaderboards {
         Ok(())
     }
 
-    async fn remove_player(&self, player: &PlayerId) -> Result<bool, HotStateError> {
-        let _cursor = self.cursor.lock();
+    async fn remove_player(&self, player: &PlayerId, upto: u64) -> Result<bool, HotStateError> {
+        let cursor = self.cursor.lock();
+        if cursor.is_none_or(|c| upto > c.log) {
+            let mut erased = self.erased.lock();
+            let covered = erased.entry(player.clone()).or_insert(upto);
+            *covered = (*covered).max(upto);
+        }
         Ok(MemoryLeaderboards::remove_player(self, player))
     }
 

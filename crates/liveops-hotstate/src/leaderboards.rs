@@ -147,8 +147,11 @@ pub trait Leaderboards: Send + Sync + 'static {
     /// Empties the board of `window`'s period current at `now` (an operator reset).
     async fn reset(&self, window: Window, now: DateTime<Utc>) -> Result<(), HotStateError>;
 
-    /// Erases the player from every board (GDPR); true if any board had them.
-    async fn remove_player(&self, player: &PlayerId) -> Result<bool, HotStateError>;
+    /// Erases the player from every board (GDPR); true if any board had them. Their events with
+    /// `seq <= upto` (the log position the erasure covers) stay off the boards afterwards: an
+    /// [`apply`](Self::apply) that read them before the erasure (in flight, perhaps in another
+    /// process) skips them, atomically with its score changes. Later events count again.
+    async fn remove_player(&self, player: &PlayerId, upto: u64) -> Result<bool, HotStateError>;
 
     /// Replaces everything with `boards` (period, per-player XP; a player listed twice gets the
     /// sum) and sets the cursor to `cursor` and the release cursor to `released`, atomically for

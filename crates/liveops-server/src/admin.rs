@@ -384,7 +384,7 @@ pub async fn erase(
         s.leaderboards.erased.write().insert(player.clone(), upto);
         s.leaderboards
             .boards
-            .remove_player(&player)
+            .remove_player(&player, upto)
             .await
             .map_err(ApiError::unavailable)?;
     }

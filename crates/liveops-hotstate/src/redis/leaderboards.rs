@@ -20,6 +20,8 @@
 //! - `cursor` (STRING): the last log seq the boards include; absent = nothing built;
 //! - `released` (STRING): the last release number the boards include, set with `cursor` by a
 //!   rebuild; boards without it (built before releases were numbered) count as not built;
+//! - `erased` (HASH): player -> the log seq an erasure covers; the apply script skips their
+//!   events up to it (an apply in flight during the erasure) and drops it once the cursor passes;
 //! - `ver` (HASH): window -> change counter; `upd` (HASH): live member -> latest receive ms;
 //! - `ended:<window>:<start ms>`: a board claimed by rollover, read out and deleted;
 //! - `tmp:<token>:<window>:<start ms>`: a board being rebuilt, renamed into place at commit.
@@ -46,10 +48,11 @@ const PIPELINE: usize = 10;
 /// A claimed or half-built board left behind by a crashed process disappears after this.
 const LEFTOVER_TTL_MS: u64 = 3_600_000;
 
-/// KEYS: cursor, live, closed, ver, upd, board per period. ARGV: upto, #periods, #windows,
+/// KEYS: cursor, live, closed, ver, upd, erased, board per period. ARGV: upto, #periods, #windows,
 /// then per period (window, live member, end ms), then per event (seq, player, -xp, receive
 /// ms, one period index per window). Returns {-1} without a cursor, else {counted, skipped,
-/// then (period index, late count) pairs}.
+/// then (period index, late count) pairs}. An erased player's event at or below the seq their
+/// erasure covers is skipped; erasures the cursor has passed are dropped.
 const APPLY: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if not cur then return {-1} end
@@ -63,16 +66,22 @@ for p = 1, np do
   if closed and tonumber(ends[p]) <= tonumber(closed) then late[p] = 0 else late[p] = false end
   i = i + 3
 end
+local erased = redis.call('HLEN', KEYS[6]) > 0
 local counted, skipped = 0, 0
 while i <= #ARGV do
-  if tonumber(ARGV[i]) > cur then
+  local keep = tonumber(ARGV[i]) > cur
+  if keep and erased then
+    local upto = redis.call('HGET', KEYS[6], ARGV[i + 1])
+    if upto and tonumber(ARGV[i]) <= tonumber(upto) then keep = false end
+  end
+  if keep then
     counted = counted + 1
     for w = 1, nw do
       local p = tonumber(ARGV[i + 3 + w])
       if late[p] then
         late[p] = late[p] + 1
       else
-        redis.call('ZINCRBY', KEYS[5 + p], ARGV[i + 2], ARGV[i + 1])
+        redis.call('ZINCRBY', KEYS[6 + p], ARGV[i + 2], ARGV[i + 1])
         if not newest[p] or tonumber(ARGV[i + 3]) > tonumber(newest[p]) then newest[p] = ARGV[i + 3] end
       end
     end
@@ -91,12 +100,29 @@ for p = 1, np do
   end
 end
 for w, _ in pairs(touched) do redis.call('HINCRBY', KEYS[4], w, 1) end
-if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
+if tonumber(ARGV[1]) > cur then
+  redis.call('SET', KEYS[1], ARGV[1])
+  if erased then
+    local e = redis.call('HGETALL', KEYS[6])
+    for j = 1, #e, 2 do
+      if tonumber(e[j + 1]) <= tonumber(ARGV[1]) then redis.call('HDEL', KEYS[6], e[j]) end
+    end
+  end
+end
 local out = {counted, skipped}
 for p = 1, np do
   if late[p] and late[p] > 0 then out[#out + 1] = p; out[#out + 1] = late[p] end
 end
 return out
+"#;
+
+/// KEYS: erased, cursor. ARGV: player, seq. Records that the player's events up to seq are
+/// erased (keeping the higher of two erasures), unless the boards' cursor is already there.
+const ERASE: &str = r#"
+local cur = redis.call('GET', KEYS[2])
+if cur and tonumber(ARGV[2]) <= tonumber(cur) then return end
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old or tonumber(old) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 "#;
 
 /// Like APPLY for one released event, against the release cursor instead of the log cursor.
@@ -197,6 +223,7 @@ pub struct RedisLeaderboards {
     windows: Vec<Window>,
     apply: Script,
     apply_released: Script,
+    erase: Script,
     roll_over: Script,
     commit: Script,
     around: Script,
@@ -284,6 +311,7 @@ impl RedisLeaderboards {
             windows,
             apply: Script::new(APPLY),
             apply_released: Script::new(APPLY_RELEASED),
+            erase: Script::new(ERASE),
             roll_over: Script::new(ROLL_OVER),
             commit: Script::new(COMMIT),
             around: Script::new(AROUND),
@@ -571,7 +599,8 @@ impl Leaderboards for RedisLeaderboards {
             .key(self.key("live"))
             .key(self.key("closed"))
             .key(self.key("ver"))
-            .key(self.key("upd"));
+            .key(self.key("upd"))
+            .key(self.key("erased"));
         for p in &periods {
             inv.key(self.board_key("board", p));
         }
@@ -735,7 +764,15 @@ impl Leaderboards for RedisLeaderboards {
         self.conn.pipe(&pipe).await
     }
 
-    async fn remove_player(&self, player: &PlayerId) -> Result<bool, HotStateError> {
+    async fn remove_player(&self, player: &PlayerId, upto: u64) -> Result<bool, HotStateError> {
+        // The tombstone first, then the boards as they are after it: an apply before the
+        // tombstone is in those boards and is removed below, an apply after it skips the player.
+        let mut inv = self.erase.prepare_invoke();
+        inv.key(self.key("erased"))
+            .key(self.key("cursor"))
+            .arg(player.as_str())
+            .arg(upto);
+        self.conn.script::<()>(&inv).await?;
         let live = self.live().await?;
         if live.is_empty() {
             return Ok(false);

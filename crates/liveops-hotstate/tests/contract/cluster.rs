@@ -148,6 +148,7 @@ async fn contract_holds_on_a_three_node_cluster() {
     suite::replace_installs_exact_boards_and_the_cursor(&b).await;
     suite::rollover_hands_each_ended_period_out_once(&b).await;
     suite::reset_and_remove_player(&b).await;
+    suite::an_erasure_keeps_events_read_before_it_off_the_boards(&b).await;
     suite::idempotency_replay_conflict_release_and_ttl(&b).await;
     suite::rate_limit_burst_then_wait_then_refill(&b).await;
     suite::blocks_expire_prune_and_load(&b).await;

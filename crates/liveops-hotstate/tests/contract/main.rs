@@ -106,6 +106,7 @@ contract!(
     rollover_hands_each_ended_period_out_once,
     late_events_for_a_rolled_over_period_are_refused,
     reset_and_remove_player,
+    an_erasure_keeps_events_read_before_it_off_the_boards,
     disabled_windows_are_ignored,
     released_events_count_once_by_release_number,
     idempotency_replay_conflict_release_and_ttl,

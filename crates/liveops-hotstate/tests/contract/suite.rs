@@ -498,8 +498,8 @@ pub async fn reset_and_remove_player(b: &Backend) {
     counted(&*boards, &[ev(4, "carol", 3, NOW)], 4).await;
     assert_eq!(boards.total(Window::Daily, now).await.expect("total"), 1);
 
-    assert!(boards.remove_player(&p("alice")).await.expect("remove"));
-    assert!(!boards.remove_player(&p("alice")).await.expect("remove"));
+    assert!(boards.remove_player(&p("alice"), 4).await.expect("remove"));
+    assert!(!boards.remove_player(&p("alice"), 4).await.expect("remove"));
     for w in Window::ALL {
         let page = boards.page(w, now, 0, 10).await.expect("page");
         assert!(
@@ -514,6 +514,51 @@ pub async fn reset_and_remove_player(b: &Backend) {
     assert!(
         finished[0].entries.is_empty(),
         "the ended day forgot her too"
+    );
+}
+
+pub async fn an_erasure_keeps_events_read_before_it_off_the_boards(b: &Backend) {
+    let boards = built(b, &Window::ALL).await;
+    let now = utc(NOW);
+    counted(
+        &*boards,
+        &[ev(1, "alice", 10, NOW), ev(2, "bob", 5, NOW)],
+        2,
+    )
+    .await;
+    // The erasure covers the log up to seq 4; alice's events 3 and 4 were read before it by an
+    // apply still in flight (in another process, say), which lands afterwards.
+    assert!(boards.remove_player(&p("alice"), 4).await.expect("remove"));
+    let in_flight = [
+        ev(3, "alice", 7, NOW),
+        ev(4, "alice", 1, NOW),
+        ev(5, "bob", 1, NOW),
+    ];
+    assert_eq!(counted(&*boards, &in_flight, 5).await, (1, 2));
+    for w in Window::ALL {
+        assert_eq!(
+            boards.rank_of(w, now, &p("alice")).await.expect("rank"),
+            None,
+            "{w}"
+        );
+        let bob = boards.rank_of(w, now, &p("bob")).await.expect("rank");
+        assert_eq!(bob.map(|e| e.score), Some(6), "{w}");
+    }
+    // Events after the erasure count again (the id was reused), and the erasure is forgotten
+    // once the cursor passed it: a later erasure starts from scratch.
+    assert_eq!(
+        counted(&*boards, &[ev(6, "alice", 2, NOW)], 6).await,
+        (1, 0)
+    );
+    let alice = boards
+        .rank_of(Window::Daily, now, &p("alice"))
+        .await
+        .expect("rank");
+    assert_eq!(alice.map(|e| e.score), Some(2));
+    assert!(boards.remove_player(&p("alice"), 6).await.expect("remove"));
+    assert_eq!(
+        counted(&*boards, &[ev(7, "alice", 3, NOW)], 7).await,
+        (1, 0)
     );
 }
 
