@@ -93,11 +93,15 @@ pub async fn consume<F, Fut>(
             next = match taken.len() {
                 0 => None,
                 1 => taken.pop().map(|b| (b.events, upto)),
+                // A batch the other consumers have seen already is ours alone: moved, not
+                // copied.
                 _ => Some((
                     Arc::new(
                         taken
-                            .iter()
-                            .flat_map(|b| b.events.iter().cloned())
+                            .into_iter()
+                            .flat_map(|b| {
+                                Arc::try_unwrap(b.events).unwrap_or_else(|e| (*e).clone())
+                            })
                             .collect(),
                     ),
                     upto,

@@ -310,10 +310,11 @@ async fn decide(
         return Ok(prev);
     };
     let recorded = if state.records_events {
-        let fresh: Vec<LoggedEvent> = batch.iter().filter(|e| e.seq > prev).cloned().collect();
+        // A batch is in seq order: what follows `prev` is its tail, recorded without a copy.
+        let fresh = &batch[batch.partition_point(|e| e.seq <= prev)..];
         state
             .store
-            .record_sequenced(CONSUMER, &fresh, flags.clone(), last)
+            .record_sequenced(CONSUMER, fresh, flags.clone(), last)
             .await
             .map(|seqs| Some(seqs.into_iter().collect::<std::collections::HashSet<u64>>()))
     } else {

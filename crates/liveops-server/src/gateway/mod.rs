@@ -61,6 +61,10 @@ pub struct GatewayState {
 }
 
 pub fn router(state: GatewayState) -> Router {
+    // Behind one `Arc`: axum clones the state for every request, and a clone of the struct
+    // itself is a dozen reference counts touched from both cores (about 1% of the CPU per
+    // event in `perf`).
+    let state = Arc::new(state);
     Router::new()
         .route("/events", post(post_event))
         .route("/events/batch", post(post_batch))
@@ -291,7 +295,7 @@ fn duplicate(id: &EventId) -> Value {
         (status = 503, description = "the store is unavailable; retry"),
     ))]
 pub async fn post_event(
-    State(s): State<GatewayState>,
+    State(s): State<Arc<GatewayState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
@@ -384,7 +388,7 @@ pub async fn post_event(
         (status = 503, description = "the store is unavailable; retry"),
     ))]
 pub async fn post_batch(
-    State(s): State<GatewayState>,
+    State(s): State<Arc<GatewayState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
@@ -536,7 +540,7 @@ struct SessionRequest {
         (status = 429, description = "too many sessions from this client"),
     ))]
 pub async fn post_session(
-    State(s): State<GatewayState>,
+    State(s): State<Arc<GatewayState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,

@@ -75,3 +75,35 @@ pub(crate) async fn every_answer_carries_a_trace_id_taken_from_traceparent_when_
         Some("4bf92f3577b34da6a3ce929d0e0e4736")
     );
 }
+
+#[tokio::test]
+pub(crate) async fn http_metrics_label_route_templates_and_fold_invented_methods() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/players/nobody_here/progress").await.status, 404);
+    let brew = reqwest::Method::from_bytes(b"BREW").expect("a method token");
+    let r = reqwest::Client::new()
+        .request(brew, app.client.url("/healthz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 405);
+    let text = app.get("/metrics").await.text;
+    let series = |needle: &str| {
+        text.lines()
+            .any(|l| l.starts_with("http_requests_total{") && l.contains(needle))
+    };
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            r#"http_requests_total{method="GET",path="/players/{player_id}/progress",status="404"}"#
+        )),
+        "the route template, not the player, labels a request:\n{text}"
+    );
+    assert!(
+        series(r#"method="other""#),
+        "an invented method is counted as other:\n{text}"
+    );
+    assert!(
+        !text.contains("BREW"),
+        "an invented method must not become a label"
+    );
+}
