@@ -32,6 +32,20 @@ fn seq_of(a: &Appended) -> u64 {
     }
 }
 
+/// Appends `n` events `<prefix>-1..=n` for `player` in one call; their stream sequences.
+async fn append_numbered(log: &dyn EventLog, prefix: &str, player: &str, n: i64) -> Vec<u64> {
+    log.append(
+        (1..=n)
+            .map(|i| event(&format!("{prefix}-{i}"), player, i))
+            .collect(),
+    )
+    .await
+    .expect("append")
+    .iter()
+    .map(seq_of)
+    .collect()
+}
+
 /// Every event after `after`, paging like a consumer does.
 async fn read_all(log: &dyn EventLog, mut after: u64, page: usize) -> Vec<LoggedEvent> {
     let mut out = Vec::new();
@@ -320,17 +334,7 @@ async fn a_role_consumer_is_repositioned_at_the_committed_cursor() {
         return;
     };
     let log = bus.log(NatsOptions::default()).await.expect("connect");
-    let seqs: Vec<u64> = log
-        .append(
-            (1..=6)
-                .map(|i| event(&format!("p-{i}"), "player_6", i))
-                .collect(),
-        )
-        .await
-        .expect("append")
-        .iter()
-        .map(seq_of)
-        .collect();
+    let seqs = append_numbered(&log, "p", "player_6", 6).await;
 
     let c = RoleConsumer::open(&log, "progression", 0, RoleOptions::default())
         .await
@@ -403,17 +407,7 @@ async fn a_role_feed_behind_its_callers_cursor_reads_on_from_the_cursor() {
         return;
     };
     let log = bus.log(NatsOptions::default()).await.expect("connect");
-    let seqs: Vec<u64> = log
-        .append(
-            (1..=400)
-                .map(|i| event(&format!("f-{i}"), "player_7", i))
-                .collect(),
-        )
-        .await
-        .expect("append")
-        .iter()
-        .map(seq_of)
-        .collect();
+    let seqs = append_numbered(&log, "f", "player_7", 400).await;
     let feed = RoleFeed::open(log.clone(), "fairness", 0)
         .await
         .expect("open");
