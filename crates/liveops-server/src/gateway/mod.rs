@@ -14,6 +14,7 @@ pub mod failed;
 pub mod rate_limit;
 pub mod session;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +27,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use liveops_domain::{Clock, Event, EventId, PlayerId};
 use liveops_store::{Appended, EventLog, NewEvent};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ErrorCode};
@@ -410,20 +412,18 @@ pub async fn post_batch(
         Ok(k) => k,
         Err(e) => return s.refuse(&ip, fail(e)),
     };
+    // Each item is validated from its own bytes, which are also what the failed-events store
+    // keeps when it is refused: no JSON tree of the whole batch is built, copied or printed back.
+    let validated: Vec<Result<Event, ApiError>> = items
+        .iter()
+        .map(|raw| Event::from_slice(raw.get().as_bytes()).map_err(ApiError::from))
+        .collect();
     // Each event passes its player's gates; a refusal (400, 403, 429) goes in its slot, and
-    // the refused item itself goes to the failed-events store. The clone keeps the item for
-    // that store; validation consumes its argument.
+    // the refused item itself goes to the failed-events store.
     // A hot state that cannot answer fails the whole request (503): no event of it is appended.
     // The players' gates of all items run at once: on Redis that is one round trip's wait for
     // the batch instead of two per item. Requests go out (and are answered, on one
     // connection) in item order, so a flooding player's first items are the ones admitted.
-    let validated: Vec<Result<Event, (ApiError, Vec<u8>)>> = items
-        .into_iter()
-        .map(|v| {
-            Event::from_value(v.clone())
-                .map_err(|e| (ApiError::from(e), v.to_string().into_bytes()))
-        })
-        .collect();
     let gates = futures::future::join_all(validated.iter().map(|r| async {
         match r {
             Ok(event) => Some(s.admit_player(&event.player_id, session.as_ref()).await),
@@ -431,7 +431,7 @@ pub async fn post_batch(
         }
     }))
     .await;
-    let mut parsed: Vec<Result<Event, (ApiError, Vec<u8>)>> = Vec::with_capacity(validated.len());
+    let mut parsed: Vec<Result<Event, ApiError>> = Vec::with_capacity(validated.len());
     for (r, gate) in validated.into_iter().zip(gates) {
         match (r, gate) {
             (Err(refused), _) => parsed.push(Err(refused)),
@@ -439,9 +439,7 @@ pub async fn post_batch(
             (Ok(_), Some(Err(e))) if e.code() == ErrorCode::Unavailable => {
                 return e.into_response()
             }
-            (Ok(event), Some(Err(e))) => {
-                parsed.push(Err((e, event.to_json().to_string().into_bytes())))
-            }
+            (Ok(_), Some(Err(e))) => parsed.push(Err(e)),
         }
     }
     let mut replayed: Option<Vec<Option<EventId>>> = None;
@@ -468,25 +466,25 @@ pub async fn post_batch(
             }
         }
     }
-    let mut results: Vec<Value> = Vec::with_capacity(parsed.len());
+    let mut results: Vec<ItemResult> = Vec::with_capacity(parsed.len());
     let mut to_append = Vec::new();
     let mut positions = Vec::new();
     let now = s.clock.now();
-    for (index, r) in parsed.into_iter().enumerate() {
+    for (index, (r, raw)) in parsed.into_iter().zip(&items).enumerate() {
         match r {
-            Err((e, item_body)) => {
-                s.record_refusal(&ip, &e, &item_body);
-                results
-                    .push(json!({"index": index, "status": e.status().as_u16(), "error": e.body}));
+            Err(e) => {
+                s.record_refusal(&ip, &e, raw.get().as_bytes());
+                results.push(ItemResult::refused(index, e));
             }
             Ok(event) => {
                 if let Some(ids) = &replayed {
                     let id = ids.get(index).cloned().flatten().unwrap_or(event.event_id);
-                    results.push(json!({"index": index, "status": 208, "eventId": id.as_str(), "duplicate": true}));
+                    results.push(ItemResult::duplicate(index, id));
                     continue;
                 }
-                results.push(Value::Null);
-                positions.push((index, event.event_id.clone()));
+                // Filled in from the append's outcome below.
+                results.push(ItemResult::duplicate(index, event.event_id.clone()));
+                positions.push(index);
                 to_append.push(NewEvent {
                     event,
                     received_at: now,
@@ -498,16 +496,11 @@ pub async fn post_batch(
         match s.log.append(to_append).await {
             Ok(outcomes) if outcomes.len() == positions.len() => {
                 let mut fresh = 0u64;
-                for ((index, id), outcome) in positions.into_iter().zip(outcomes) {
-                    results[index] = match outcome {
-                        Appended::New { .. } => {
-                            fresh += 1;
-                            json!({"index": index, "status": 202, "eventId": id.as_str()})
-                        }
-                        Appended::Duplicate => {
-                            json!({"index": index, "status": 208, "eventId": id.as_str(), "duplicate": true})
-                        }
-                    };
+                for (index, outcome) in positions.into_iter().zip(outcomes) {
+                    if let Appended::New { .. } = outcome {
+                        fresh += 1;
+                        results[index].accept();
+                    }
                 }
                 metrics::counter!("events_accepted_total").increment(fresh);
             }
@@ -522,7 +515,55 @@ pub async fn post_batch(
             }
         }
     }
-    (StatusCode::OK, Json(json!({ "results": results }))).into_response()
+    (StatusCode::OK, Json(BatchAnswer { results })).into_response()
+}
+
+/// The answer of `POST /events/batch` (SPEC section 4): one result per item, in order.
+#[derive(serde::Serialize)]
+struct BatchAnswer {
+    results: Vec<ItemResult>,
+}
+
+/// One item's outcome: `{"index", "status": 202, "eventId"}`, a duplicate
+/// (`"status": 208, "eventId", "duplicate": true`) or a refusal (`"status", "error"`). Typed
+/// rather than built as `json!` maps: a batch answer has 500 of them.
+#[derive(serde::Serialize)]
+struct ItemResult {
+    index: usize,
+    status: u16,
+    #[serde(rename = "eventId", skip_serializing_if = "Option::is_none")]
+    event_id: Option<EventId>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<crate::error::ErrorBody>,
+}
+
+impl ItemResult {
+    fn refused(index: usize, e: ApiError) -> Self {
+        Self {
+            index,
+            status: e.status().as_u16(),
+            event_id: None,
+            duplicate: false,
+            error: Some(e.body),
+        }
+    }
+
+    fn duplicate(index: usize, id: EventId) -> Self {
+        Self {
+            index,
+            status: StatusCode::ALREADY_REPORTED.as_u16(),
+            event_id: Some(id),
+            duplicate: true,
+            error: None,
+        }
+    }
+
+    fn accept(&mut self) {
+        self.status = StatusCode::ACCEPTED.as_u16();
+        self.duplicate = false;
+    }
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -593,27 +634,35 @@ pub async fn post_session(
     }
 }
 
-fn parse_batch(body: &[u8]) -> Result<Vec<Value>, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
+/// Splits a batch body into its items, each left as raw JSON for [`Event::from_slice`].
+///
+/// Two cheap passes instead of one JSON tree: the first checks the whole body's syntax (so a
+/// broken body is `invalid_json` wherever the break is), the second reads the top-level object
+/// down to the `events` array's item boundaries.
+fn parse_batch(body: &[u8]) -> Result<Vec<&RawValue>, ApiError> {
+    let whole: &RawValue = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidJson,
             format!("body is not valid JSON: {e}"),
         )
     })?;
-    let Value::Object(mut obj) = v else {
+    let Ok(mut obj) = serde_json::from_str::<HashMap<String, &RawValue>>(whole.get()) else {
         return Err(ApiError::new(
             ErrorCode::InvalidEvent,
             "a batch must be an object {\"events\": [...]}",
         )
         .with_field("events"));
     };
-    match obj.remove("events") {
-        Some(Value::Array(items)) if items.is_empty() => Err(ApiError::new(
+    let events = obj
+        .remove("events")
+        .map(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()).map_err(|_| raw));
+    match events {
+        Some(Ok(items)) if items.is_empty() => Err(ApiError::new(
             ErrorCode::InvalidEvent,
             "events must hold at least one event",
         )
         .with_field("events")),
-        Some(Value::Array(items)) if items.len() > MAX_BATCH_EVENTS => Err(ApiError::new(
+        Some(Ok(items)) if items.len() > MAX_BATCH_EVENTS => Err(ApiError::new(
             ErrorCode::InvalidEvent,
             format!(
                 "a batch holds at most {MAX_BATCH_EVENTS} events, got {}",
@@ -621,8 +670,8 @@ fn parse_batch(body: &[u8]) -> Result<Vec<Value>, ApiError> {
             ),
         )
         .with_field("events")),
-        Some(Value::Array(items)) => Ok(items),
-        Some(_) => Err(
+        Some(Ok(items)) => Ok(items),
+        Some(Err(_)) => Err(
             ApiError::new(ErrorCode::InvalidEvent, "events must be an array").with_field("events"),
         ),
         None => {

@@ -434,6 +434,68 @@ pub(crate) async fn batch_answers_one_result_per_event_in_order() {
 }
 
 #[tokio::test]
+pub(crate) async fn a_malformed_batch_body_is_400_naming_the_events_field() {
+    let app = spawn_app().await;
+    let cases: [(&[u8], &str, &str); 6] = [
+        (
+            br#"{"events": [{"type": "progression"}"#,
+            "invalid_json",
+            "",
+        ),
+        (br#"{"events": []} trailing"#, "invalid_json", ""),
+        (
+            br#"[{"type": "progression"}]"#,
+            "invalid_event",
+            "must be an object",
+        ),
+        (
+            br#"{"evnts": []}"#,
+            "invalid_event",
+            "did you mean \"events\"?",
+        ),
+        (
+            br#"{"events": {"type": "progression"}}"#,
+            "invalid_event",
+            "must be an array",
+        ),
+        (br#"{"events": []}"#, "invalid_event", "at least one event"),
+    ];
+    for (body, code, says) in cases {
+        let shown = String::from_utf8_lossy(body);
+        let r = app.client.post_batch_body(body).await.unwrap();
+        assert_eq!(r.status, 400, "{shown}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], code, "{shown}: {}", r.body);
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{shown}: {message}");
+        if code == "invalid_event" {
+            assert_eq!(r.body["error"]["field"], "events", "{shown}");
+        }
+    }
+    // Items are judged one by one, whatever their neighbours hold, and a duplicate says so.
+    let body = br#"{"events": [
+        {"eventId": "mb-1", "type": "progression", "playerId": "player_mb", "ts": 1,
+         "payload": {"deltaXp": 5, "activity": "quest"}},
+        7,
+        {"eventId": "mb-1", "type": "progression", "playerId": "player_mb", "ts": 1,
+         "payload": {"deltaXp": 5, "activity": "quest"}}
+    ]}"#;
+    let r = app.client.post_batch_body(body).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let results = r.body["results"].as_array().unwrap();
+    assert_eq!(
+        results[0],
+        json!({"index": 0, "status": 202, "eventId": "mb-1"})
+    );
+    assert_eq!(results[1]["status"], 400);
+    assert_eq!(results[1]["error"]["code"], "invalid_event");
+    assert_eq!(
+        results[2],
+        json!({"index": 2, "status": 208, "eventId": "mb-1", "duplicate": true})
+    );
+    app.wait_for_xp("player_mb", 5).await;
+}
+
+#[tokio::test]
 pub(crate) async fn batch_over_500_events_is_400() {
     let app = spawn_app().await;
     let events: Vec<Value> = (0..501)

@@ -70,6 +70,7 @@ on_engines! {
         client_over_rate_limit_max_gets_429_with_retry_after,
         rate_limit_exempt_clients_skip_the_limit,
         batch_answers_one_result_per_event_in_order,
+        a_malformed_batch_body_is_400_naming_the_events_field,
         batch_over_500_events_is_400,
         refusals_are_counted_by_reason,
         player_over_flood_max_per_sec_gets_429_player_flooding_and_nothing_is_applied,
