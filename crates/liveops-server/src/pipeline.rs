@@ -316,6 +316,13 @@ mod tests {
         seen
     }
 
+    /// Starts the loop on `log` (see [`applied_until`]) and lets it subscribe and wait.
+    async fn started(log: &Arc<HandLog>, upto: u64) -> tokio::task::JoinHandle<Vec<Vec<u64>>> {
+        let run = tokio::spawn(applied_until(log.clone(), upto));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        run
+    }
+
     fn hand_log(stored: u64) -> Arc<HandLog> {
         hand_log_lingering(stored, Duration::ZERO)
     }
@@ -335,8 +342,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn tail_batches_acknowledged_out_of_order_are_applied_in_order_without_a_read() {
         let log = hand_log(6);
-        let run = tokio::spawn(applied_until(log.clone(), 6));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let run = started(&log, 6).await;
         // The second and third appends are acknowledged before the first.
         log.tail.send(batch(2, 4)).expect("subscribed");
         log.tail.send(batch(4, 6)).expect("subscribed");
@@ -355,8 +361,7 @@ mod tests {
     async fn a_gap_the_tail_never_fills_is_read_from_the_log_and_nothing_is_applied_twice() {
         // Seq 3 was appended by another process: only the log has it.
         let log = hand_log(6);
-        let run = tokio::spawn(applied_until(log.clone(), 6));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let run = started(&log, 6).await;
         log.tail.send(batch(0, 2)).expect("subscribed");
         log.tail.send(batch(3, 6)).expect("subscribed");
         log.head.send_replace(6);
@@ -372,8 +377,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_lingering_log_gathers_a_trickle_into_one_batch() {
         let log = hand_log_lingering(3, Duration::from_millis(5));
-        let run = tokio::spawn(applied_until(log.clone(), 3));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let run = started(&log, 3).await;
         for seq in 1..=3 {
             log.tail.send(batch(seq - 1, seq)).expect("subscribed");
             log.head.send_replace(seq);

@@ -482,8 +482,8 @@ pub async fn post_batch(
                     results.push(ItemResult::duplicate(index, id));
                     continue;
                 }
-                // Filled in from the append's outcome below.
-                results.push(ItemResult::duplicate(index, event.event_id.clone()));
+                // Settled by the append's outcome below (or the whole request is a 503).
+                results.push(ItemResult::appending(index, event.event_id.clone()));
                 positions.push(index);
                 to_append.push(NewEvent {
                     event,
@@ -499,8 +499,8 @@ pub async fn post_batch(
                 for (index, outcome) in positions.into_iter().zip(outcomes) {
                     if let Appended::New { .. } = outcome {
                         fresh += 1;
-                        results[index].accept();
                     }
+                    results[index].settle(outcome);
                 }
                 metrics::counter!("events_accepted_total").increment(fresh);
             }
@@ -560,9 +560,26 @@ impl ItemResult {
         }
     }
 
-    fn accept(&mut self) {
-        self.status = StatusCode::ACCEPTED.as_u16();
-        self.duplicate = false;
+    /// An item handed to the append, answered by [`settle`](Self::settle) once it returns.
+    fn appending(index: usize, id: EventId) -> Self {
+        Self {
+            index,
+            status: 0,
+            event_id: Some(id),
+            duplicate: false,
+            error: None,
+        }
+    }
+
+    fn settle(&mut self, outcome: Appended) {
+        let duplicate = matches!(outcome, Appended::Duplicate);
+        self.status = if duplicate {
+            StatusCode::ALREADY_REPORTED
+        } else {
+            StatusCode::ACCEPTED
+        }
+        .as_u16();
+        self.duplicate = duplicate;
     }
 }
 
