@@ -15,10 +15,11 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
-use liveops_domain::{Event, EventId, EventType, PlayerId};
+use liveops_domain::{Event, EventId, EventType, Payload, PlayerId};
 use liveops_store::{LoggedEvent, NewEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+#[cfg(test)]
+use serde_json::Value;
 
 use crate::BusError;
 
@@ -34,7 +35,7 @@ struct WireEventV1 {
     event_type: String,
     player_id: String,
     ts: i64,
-    payload: Map<String, Value>,
+    payload: Payload,
     received_at_ms: i64,
     xp: i64,
 }
@@ -50,7 +51,7 @@ struct WireEventV1Ref<'a> {
     event_type: &'a str,
     player_id: &'a str,
     ts: i64,
-    payload: &'a Map<String, Value>,
+    payload: &'a Payload,
     received_at_ms: i64,
     xp: i64,
 }

@@ -18,6 +18,14 @@ fn decoding(c: &mut Criterion) {
     c.bench_function("Event::from_slice (progression)", |b| {
         b.iter(|| Event::from_slice(black_box(BODY)).expect("valid"))
     });
+    // The checking path alone (what an event the fast path declines costs, and what every
+    // event cost before the fast path).
+    c.bench_function("checking path (progression)", |b| {
+        b.iter(|| {
+            let value: serde_json::Value = serde_json::from_slice(black_box(BODY)).expect("json");
+            Event::from_value(value).expect("valid")
+        })
+    });
 }
 
 criterion_group!(benches, signature, decoding);

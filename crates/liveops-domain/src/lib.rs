@@ -17,5 +17,5 @@ pub mod signing;
 pub mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use event::{Event, EventKind, EventType, ValidationError};
+pub use event::{Event, EventKind, EventType, Payload, ValidationError};
 pub use ids::{EventId, PlayerId};

@@ -404,7 +404,10 @@ async fn progress_counts_boss_kills_and_keeps_drops_in_order<S: Store>(s: &S) {
     .await
     .unwrap();
     let read = s.read_after(0, 10).await.unwrap();
-    assert_eq!(read[3].event.payload["dropId"], json!("sh\u{0}ield"));
+    assert_eq!(
+        read[3].event.payload.to_map()["dropId"],
+        json!("sh\u{0}ield")
+    );
     apply_all(s).await;
     let p = s.progress(&pid("p_b")).await.unwrap().unwrap().progress;
     assert_eq!(p.xp, 50 + 50 + 50 + 25);

@@ -336,9 +336,7 @@ impl Rows {
         self.ts.push(e.ts);
         self.received_at.push(ms(received_at));
         self.xp.push(liveops_domain::progression::xp_for(&e.kind));
-        self.payload.push(
-            serde_json::to_string(&e.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        );
+        self.payload.push(e.payload.as_str().to_owned());
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use liveops_domain::{Event, EventId, EventType, PlayerId};
+use liveops_domain::{Event, EventId, EventType, Payload, PlayerId};
 use parking_lot::Mutex;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
@@ -228,8 +228,7 @@ fn row_to_logged(r: &PgRow) -> Result<LoggedEvent, StoreError> {
     let type_str: String = r.try_get(3)?;
     let event_type =
         EventType::parse(&type_str).ok_or_else(|| corrupt(format!("unknown type {type_str}")))?;
-    let payload: String = r.try_get(7)?;
-    let payload = serde_json::from_str(&payload).map_err(|e| corrupt(e.to_string()))?;
+    let payload = Payload::from_stored(r.try_get(7)?).map_err(corrupt)?;
     let event = Event::from_stored(event_id, player_id, r.try_get(4)?, event_type, payload)
         .map_err(|e| corrupt(e.to_string()))?;
     Ok(LoggedEvent {

@@ -20,7 +20,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use liveops_domain::progression::{Drop, Progress, MAX_RECENT_DROPS};
 use liveops_domain::signing::Receipt;
 use liveops_domain::window::Period;
-use liveops_domain::{Event, EventId, EventType, PlayerId};
+use liveops_domain::{Event, EventId, EventType, Payload, PlayerId};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -44,8 +44,9 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 type Done = Box<dyn FnOnce(Option<&str>)>;
 
 enum WriteCmd {
-    /// Events with their payload already encoded as JSON by the caller, off the writer thread.
-    Append(Vec<(NewEvent, String)>, Reply<Vec<Appended>>),
+    /// Events to log; each payload is already JSON text (as the client sent it), so the writer
+    /// thread, which bounds ingest, binds it without encoding anything.
+    Append(Vec<NewEvent>, Reply<Vec<Appended>>),
     Apply(String, Arc<Vec<LoggedEvent>>, Reply<u64>),
     Claim(PlayerId, String, ReceiptMaker, Reply<ClaimOutcome>),
     /// A small write of its own (blocks, audit entries), run inside the group's transaction.
@@ -418,7 +419,7 @@ fn finish<T: Send + 'static>(
 
 fn append(
     conn: &Connection,
-    events: Vec<(NewEvent, String)>,
+    events: Vec<NewEvent>,
 ) -> Result<(Vec<Appended>, Vec<LoggedEvent>), StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO events (event_id, player_id, type, ts, received_at_ms, xp, payload)
@@ -426,7 +427,7 @@ fn append(
     )?;
     let mut out = Vec::with_capacity(events.len());
     let mut logged = Vec::with_capacity(events.len());
-    for (ne, payload) in events {
+    for ne in events {
         let e = &ne.event;
         let xp = liveops_domain::progression::xp_for(&e.kind);
         let n = stmt.execute(params![
@@ -436,7 +437,7 @@ fn append(
             e.ts,
             ne.received_at.timestamp_millis(),
             xp,
-            payload,
+            e.payload.as_str(),
         ])?;
         if n == 1 {
             let seq = conn.last_insert_rowid() as u64;
@@ -853,8 +854,7 @@ fn row_to_logged(r: &rusqlite::Row<'_>) -> Result<LoggedEvent, StoreError> {
     let type_str: String = r.get(3)?;
     let event_type =
         EventType::parse(&type_str).ok_or_else(|| corrupt(format!("unknown type {type_str}")))?;
-    let payload: String = r.get(7)?;
-    let payload = serde_json::from_str(&payload).map_err(|e| corrupt(e.to_string()))?;
+    let payload = Payload::from_stored(r.get(7)?).map_err(corrupt)?;
     let event = Event::from_stored(event_id, player_id, r.get(4)?, event_type, payload)
         .map_err(|e| corrupt(e.to_string()))?;
     Ok(LoggedEvent {
@@ -868,15 +868,6 @@ fn row_to_logged(r: &rusqlite::Row<'_>) -> Result<LoggedEvent, StoreError> {
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
-        // Encoded here, on the caller's task: the writer thread is what bounds ingest.
-        let events = events
-            .into_iter()
-            .map(|ne| {
-                let payload = serde_json::to_string(&ne.event.payload)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((ne, payload))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
         self.write(|reply| WriteCmd::Append(events, reply)).await
     }
 
