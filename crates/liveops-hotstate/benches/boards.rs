@@ -81,6 +81,23 @@ fn boards(c: &mut Criterion) {
         )
     });
     group.finish();
+
+    // The load generator's shape: 20k players whose scores grow from zero in small steps, so
+    // many players share a score and key comparisons fall through to the names.
+    let boards = MemoryLeaderboards::new(Calendar::default(), Window::ALL.to_vec());
+    let few: Vec<PlayerId> = (0..20_000).map(player).collect();
+    for p in &few {
+        boards.apply(p, rng.gen_range(1..500), now);
+    }
+    let mut group = c.benchmark_group("memory_leaderboards_20k_x3");
+    group.bench_function("apply_existing", |b| {
+        b.iter_batched(
+            || (&few[rng.gen_range(0..few.len())], rng.gen_range(1..500)),
+            |(p, xp)| black_box(boards.apply(p, xp, now)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
 }
 
 criterion_group!(benches, boards);

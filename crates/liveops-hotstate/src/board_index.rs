@@ -6,13 +6,17 @@
 //!   and a rank is a position: finding it and reading the entry at a position are O(log n);
 //! - `scores`, player -> current score, to find a player's key in the tree without a scan.
 //!
-//! The player name is stored once per board as an `Arc<str>` shared by both structures (and, when
-//! [`crate::MemoryLeaderboards`] applies an event, by the boards of the other windows), since a
-//! million players on three windows is otherwise mostly copies of the same strings.
+//! Player names are `CompactString`s: an id of up to 24 bytes (the common case; the SPEC allows
+//! 50) lives inside the key itself. Every score change compares its key with others of the same
+//! score (ties are common: small XP totals cluster) and probes the map; with the name behind a
+//! pointer each of those was a cache miss, and they were most of the boards' time under load.
+//! Inline names also need no allocation, so a board costs about what the shared `Arc<str>` names
+//! it replaced did (see the README's RSS row).
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::Arc;
+
+use compact_str::CompactString;
 
 use liveops_domain::PlayerId;
 use serde::Serialize;
@@ -29,7 +33,7 @@ pub struct Entry {
 
 /// Ordering key: derives the SPEC order because `Reverse` flips the score and `str` compares
 /// bytewise, which for the ASCII-only `PlayerId` alphabet is plain ascending order.
-type Key = (Reverse<i64>, Arc<str>);
+type Key = (Reverse<i64>, CompactString);
 
 /// Keys per B-tree node. indexset's default (1024) makes every score update move about 12 KB
 /// per node touched (a remove and an insert in a sorted `Vec`), three windows per event; 128
@@ -42,7 +46,7 @@ pub struct BoardIndex {
     order: indexset::BTreeSet<Key>,
     /// SipHash (the std default) on purpose: player ids come from clients, so a cheaper hash
     /// would let them aim collisions at one bucket.
-    scores: HashMap<Arc<str>, i64>,
+    scores: HashMap<CompactString, i64>,
 }
 
 impl Default for BoardIndex {
@@ -73,35 +77,24 @@ impl BoardIndex {
     /// A board holding `rows`, for the start-up rebuild. A player listed twice gets the
     /// (saturating) sum, as if each row had been an `add`.
     pub fn from_rows(rows: impl IntoIterator<Item = (PlayerId, i64)>) -> Self {
-        Self::from_rows_shared(rows, |_| None)
-    }
-
-    /// [`from_rows`](Self::from_rows) that takes a player's name allocation from `shared` when
-    /// another board already has one.
-    pub(crate) fn from_rows_shared(
-        rows: impl IntoIterator<Item = (PlayerId, i64)>,
-        mut shared: impl FnMut(&str) -> Option<Arc<str>>,
-    ) -> Self {
-        let mut scores: HashMap<Arc<str>, i64> = HashMap::new();
+        let mut scores: HashMap<CompactString, i64> = HashMap::new();
         for (player, score) in rows {
             match scores.get_mut(player.as_str()) {
                 Some(s) => *s = s.saturating_add(score),
                 None => {
-                    let name =
-                        shared(player.as_str()).unwrap_or_else(|| Arc::from(player.as_str()));
-                    scores.insert(name, score);
+                    scores.insert(CompactString::from(player.as_str()), score);
                 }
             }
         }
         let mut keys: Vec<Key> = scores
             .iter()
-            .map(|(name, &score)| (Reverse(score), Arc::clone(name)))
+            .map(|(name, &score)| (Reverse(score), name.clone()))
             .collect();
         keys.sort_unstable();
         // Appending sorted keys only ever touches the B-tree's last node. It leaves the nodes
         // half full (indexset splits a full node in two and never refills the left half), which
-        // costs 24 bytes a player until later updates fill them; filling them up front (every
-        // other key first, then the rest in between) measured twice as slow, and a fast
+        // costs a few bytes a player until later updates fill them; filling them up front
+        // (every other key first, then the rest in between) measured twice as slow, and a fast
         // restart matters more.
         let mut order = indexset::BTreeSet::with_maximum_node_size(NODE_SIZE);
         for key in keys {
@@ -113,50 +106,23 @@ impl BoardIndex {
     /// Adds `delta` (saturating) and returns the new score. An add of 0 still puts the player on
     /// the board: they sent an event in this period.
     pub fn add(&mut self, player: &PlayerId, delta: i64) -> i64 {
-        self.add_shared(player, delta, &mut None)
-    }
-
-    /// [`add`](Self::add) that reuses the name allocation in `shared` for a new player, and
-    /// leaves the name this board uses in `shared` for the next board.
-    pub(crate) fn add_shared(
-        &mut self,
-        player: &PlayerId,
-        delta: i64,
-        shared: &mut Option<Arc<str>>,
-    ) -> i64 {
-        if let Some((name, &old)) = self.scores.get_key_value(player.as_str()) {
-            let name = Arc::clone(name);
-            let new = old.saturating_add(delta);
-            if new != old {
-                self.order.remove(&(Reverse(old), Arc::clone(&name)));
-                self.order.insert((Reverse(new), Arc::clone(&name)));
-                if let Some(score) = self.scores.get_mut(player.as_str()) {
-                    *score = new;
-                }
-            }
-            if shared.is_none() {
-                *shared = Some(name);
-            }
-            return new;
-        }
-        let name = match shared {
-            Some(name) if &**name == player.as_str() => Arc::clone(name),
-            _ => {
-                let name: Arc<str> = Arc::from(player.as_str());
-                *shared = Some(Arc::clone(&name));
-                name
-            }
+        let Some(score) = self.scores.get_mut(player.as_str()) else {
+            self.order
+                .insert((Reverse(delta), CompactString::from(player.as_str())));
+            self.scores
+                .insert(CompactString::from(player.as_str()), delta);
+            return delta;
         };
-        self.order.insert((Reverse(delta), Arc::clone(&name)));
-        self.scores.insert(name, delta);
-        delta
-    }
-
-    /// This board's allocation of the player's name, to share with another board.
-    pub(crate) fn name(&self, player: &str) -> Option<Arc<str>> {
-        self.scores
-            .get_key_value(player)
-            .map(|(name, _)| Arc::clone(name))
+        let old = *score;
+        let new = old.saturating_add(delta);
+        if new != old {
+            *score = new;
+            let mut key = (Reverse(old), CompactString::from(player.as_str()));
+            self.order.remove(&key);
+            key.0 = Reverse(new);
+            self.order.insert(key);
+        }
+        new
     }
 
     pub fn score(&self, player: &PlayerId) -> Option<i64> {
@@ -181,7 +147,7 @@ impl BoardIndex {
     fn position(&self, player: &PlayerId) -> Option<(usize, i64)> {
         let (name, &score) = self.scores.get_key_value(player.as_str())?;
         // The key is in the tree, so `rank` (the count of smaller keys) is its position.
-        let pos = self.order.rank(&(Reverse(score), Arc::clone(name)));
+        let pos = self.order.rank(&(Reverse(score), name.clone()));
         Some((pos, score))
     }
 
@@ -256,7 +222,7 @@ fn to_entry((Reverse(score), name): &Key, pos: usize) -> Entry {
     Entry {
         rank: pos as u64 + 1,
         // Every name in a board was copied from a `PlayerId`, so it parses again.
-        player_id: PlayerId::parse(&**name).expect("board names come from valid player ids"),
+        player_id: PlayerId::parse(name.as_str()).expect("board names come from valid player ids"),
         score: *score,
     }
 }

@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -182,10 +181,7 @@ impl MemoryLeaderboards {
         except: &[Window],
     ) -> Vec<Period> {
         let mut late = Vec::new();
-        // Longest window first: its board most likely knows the player already, and the shorter
-        // windows' new boards then share its copy of the name.
-        let mut shared_name: Option<Arc<str>> = None;
-        let slots = self.slots.iter().rev().flatten();
+        let slots = self.slots.iter().flatten();
         for slot in slots.filter(|s| !except.contains(&s.window)) {
             let mut guard = slot.boards.write();
             let state = &mut *guard;
@@ -203,7 +199,7 @@ impl MemoryLeaderboards {
                         .or_insert_with(|| Board::new(period))
                 }
             };
-            board.index.add_shared(player, xp, &mut shared_name);
+            board.index.add(player, xp);
             board.updated_at = board.updated_at.max(Some(received_at));
             drop(guard);
             slot.version.fetch_add(1, Ordering::Release);
@@ -257,22 +253,8 @@ impl MemoryLeaderboards {
         let Some(slot) = self.slot(period.window) else {
             return;
         };
-        // Reuse the name allocations of the windows already loaded (a rebuild loads them one
-        // after the other): with a million players that is tens of MiB per window. The other
-        // windows' read locks are taken per row, so their writers never wait on a whole build,
-        // and this board is built before taking its own lock, so its readers do not either.
-        let others: Vec<&Slot> = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|s| s.window != period.window)
-            .collect();
-        let index = BoardIndex::from_rows_shared(rows, |name| {
-            others.iter().find_map(|slot| {
-                let state = slot.boards.read();
-                state.boards.values().find_map(|b| b.index.name(name))
-            })
-        });
+        // Built before taking the window's lock, so its readers never wait on a whole build.
+        let index = BoardIndex::from_rows(rows);
         let board = Board {
             index,
             period,
@@ -590,6 +572,7 @@ impl Leaderboards for MemoryLeaderboards {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn p(s: &str) -> PlayerId {
         PlayerId::parse(s).expect("test ids are valid")
@@ -808,30 +791,6 @@ mod tests {
                 .map(|e| e.rank),
             Some(1)
         );
-    }
-
-    /// The memory figures rely on one name allocation per player, not one per board.
-    #[test]
-    fn boards_of_all_windows_share_a_players_name() {
-        let now = utc("2026-11-22T10:00:00Z");
-        let name_in = |boards: &MemoryLeaderboards, window: Window| {
-            let slot = boards.slot(window).expect("enabled");
-            let state = slot.boards.read();
-            state.board_at(now).and_then(|b| b.index.name("alice"))
-        };
-        let applied = all_windows();
-        applied.apply(&p("alice"), 1, now);
-        let loaded = all_windows();
-        for window in Window::ALL {
-            loaded.load(loaded.period(window, now), vec![(p("alice"), 1)]);
-        }
-        for boards in [&applied, &loaded] {
-            let names: Vec<Arc<str>> = Window::ALL
-                .into_iter()
-                .map(|w| name_in(boards, w).expect("alice is on every board"))
-                .collect();
-            assert!(Arc::ptr_eq(&names[0], &names[1]) && Arc::ptr_eq(&names[1], &names[2]));
-        }
     }
 
     #[test]
