@@ -25,6 +25,17 @@ pub const MAX_TEXT_LEN: usize = 128;
 
 const TOP_LEVEL_FIELDS: &[&str] = &["eventId", "type", "playerId", "ts", "payload"];
 
+// The rules both paths check, in one place so that they cannot drift apart (SPEC section 4).
+const BOSS_TIERS: std::ops::RangeInclusive<i64> = 1..=10;
+
+fn text_fits(s: &str) -> bool {
+    !s.is_empty() && s.chars().count() <= MAX_TEXT_LEN
+}
+
+fn weight_fits(w: f64) -> bool {
+    w > 0.0 && w <= 1.0
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
     Progression,
@@ -115,7 +126,7 @@ impl Payload {
         self.0.get()
     }
 
-    pub fn as_raw(&self) -> &RawValue {
+    fn as_raw(&self) -> &RawValue {
         &self.0
     }
 
@@ -383,13 +394,16 @@ mod fast {
                 let p: BossKill<'_> = serde_json::from_str(json).ok()?;
                 EventKind::BossKill {
                     boss_id: text(p.boss_id)?,
-                    tier: u8::try_from(p.tier).ok().filter(|t| (1..=10).contains(t))?,
+                    tier: BOSS_TIERS
+                        .contains(&p.tier)
+                        .then(|| u8::try_from(p.tier).ok())
+                        .flatten()?,
                     points: safe(p.points, 0)?,
                 }
             }
             EventType::DropClaimed => {
                 let p: DropClaimed<'_> = serde_json::from_str(json).ok()?;
-                if !(p.weight > 0.0 && p.weight <= 1.0) {
+                if !weight_fits(p.weight) {
                     return None;
                 }
                 EventKind::DropClaimed {
@@ -402,7 +416,7 @@ mod fast {
     }
 
     fn text(s: Cow<'_, str>) -> Option<String> {
-        (!s.is_empty() && s.chars().count() <= MAX_TEXT_LEN).then(|| s.into_owned())
+        text_fits(&s).then(|| s.into_owned())
     }
 }
 
@@ -429,10 +443,14 @@ fn parse_payload(t: EventType, p: &Map<String, Value>) -> Result<EventKind, Vali
         EventType::BossKill => {
             let boss_id = text(get("bossId", BOSS_KILL)?, "payload.bossId")?;
             let tier = integer(get("tier", BOSS_KILL)?, "payload.tier")?;
-            if !(1..=10).contains(&tier) {
+            if !BOSS_TIERS.contains(&tier) {
                 return Err(ValidationError::field(
                     "payload.tier",
-                    format!("must be an integer from 1 to 10, got {tier}"),
+                    format!(
+                        "must be an integer from {} to {}, got {tier}",
+                        BOSS_TIERS.start(),
+                        BOSS_TIERS.end()
+                    ),
                 ));
             }
             let points = integer(get("points", BOSS_KILL)?, "payload.points")?;
@@ -459,7 +477,7 @@ fn parse_payload(t: EventType, p: &Map<String, Value>) -> Result<EventKind, Vali
                     ))
                 }
             };
-            if !(weight > 0.0 && weight <= 1.0) {
+            if !weight_fits(weight) {
                 return Err(ValidationError::field(
                     "payload.weight",
                     format!("must be a number in (0, 1], got {weight}"),
@@ -493,12 +511,12 @@ fn take_string(
 
 fn text(v: &Value, field: &str) -> Result<String, ValidationError> {
     match v {
+        Value::String(s) if text_fits(s) => Ok(s.clone()),
         Value::String(s) if s.is_empty() => Err(ValidationError::field(field, "must not be empty")),
-        Value::String(s) if s.chars().count() > MAX_TEXT_LEN => Err(ValidationError::field(
+        Value::String(_) => Err(ValidationError::field(
             field,
             format!("must be at most {MAX_TEXT_LEN} characters"),
         )),
-        Value::String(s) => Ok(s.clone()),
         other => Err(ValidationError::field(
             field,
             format!("must be a string, got {}", kind_of(other)),
