@@ -215,11 +215,8 @@ impl Application {
                 .merge(crate::admin::router(admin));
         }
         let router = router
-            // Innermost: a panic in a handler becomes a 500 for that request (never a dead
-            // connection task), which `json_errors` then turns into a JSON error.
-            .layer(tower_http::catch_panic::CatchPanicLayer::new())
-            .layer(axum::middleware::from_fn(crate::error::json_errors))
-            .layer(axum::middleware::from_fn(crate::ops::track_http));
+            // Last, so that it wraps every route: trace id, HTTP metrics, JSON errors, panics.
+            .layer(crate::edge::EdgeLayer);
         let addr = SocketAddr::new(cfg.bind_addr, cfg.port);
         let listener = TcpListener::bind(addr)
             .await

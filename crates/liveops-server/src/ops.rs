@@ -1,12 +1,10 @@
 //! Operations endpoints (SPEC section 8): liveness, readiness, Prometheus metrics, the OpenAPI
-//! document, and the HTTP metrics middleware.
+//! document. The HTTP metrics are counted at the edge (`edge`).
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -144,109 +142,4 @@ pub async fn metrics_text(State(s): State<OpsState>) -> Response {
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
-}
-
-/// The request's trace id: the trace-id of a W3C `traceparent` header, else `X-Request-Id`,
-/// else a fresh random one. Log lines inside the request carry it, and the answer echoes it
-/// in `X-Trace-Id` so a client report can be matched to the server's logs.
-fn trace_id(req: &Request) -> String {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(tp) = header("traceparent") {
-        let parts: Vec<&str> = tp.split('-').collect();
-        if parts.len() == 4
-            && parts[1].len() == 32
-            && parts[1].chars().all(|c| c.is_ascii_hexdigit())
-        {
-            return parts[1].to_ascii_lowercase();
-        }
-    }
-    if let Some(id) = header("x-request-id") {
-        if !id.is_empty()
-            && id.len() <= 64
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return id.to_string();
-        }
-    }
-    format!("{:032x}", rand::random::<u128>())
-}
-
-/// Counts and times every request by method, route template and status, inside a span that
-/// carries the trace id.
-pub async fn track_http(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let trace = trace_id(&req);
-    let span = tracing::info_span!("request", trace_id = %trace);
-    let method = method_label(req.method());
-    let path = req.extensions().get::<MatchedPath>().cloned();
-    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
-    if let Ok(v) = axum::http::HeaderValue::from_str(&trace) {
-        resp.headers_mut().insert("x-trace-id", v);
-    }
-    let path = path.as_ref().map_or("unmatched", MatchedPath::as_str);
-    record_http(
-        method,
-        path,
-        resp.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    resp
-}
-
-/// The method as a label: the standard ones by name, anything else as `other`, so a client
-/// inventing methods cannot grow the metric series without bound.
-fn method_label(m: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        _ => "other",
-    }
-}
-
-/// Counts and times one request in its (method, route template, status) series, registered
-/// once and then found under a read lock: building the labelled key and looking it up in the
-/// recorder on every request cost about 2% of the server's CPU per event. The series are
-/// bounded (methods as above, route templates, three-digit statuses), and so is this map.
-fn record_http(method: &'static str, path: &str, status: u16, secs: f64) {
-    type Series =
-        std::collections::HashMap<(&'static str, u16), (metrics::Counter, metrics::Histogram)>;
-    static SERIES: OnceLock<parking_lot::RwLock<std::collections::HashMap<String, Series>>> =
-        OnceLock::new();
-    let series = SERIES.get_or_init(Default::default);
-    let record = |(count, duration): &(metrics::Counter, metrics::Histogram)| {
-        count.increment(1);
-        duration.record(secs);
-    };
-    if let Some(found) = series
-        .read()
-        .get(path)
-        .and_then(|s| s.get(&(method, status)))
-    {
-        return record(found);
-    }
-    let labels = [
-        ("method", method.to_string()),
-        ("path", path.to_string()),
-        ("status", status.to_string()),
-    ];
-    let mut series = series.write();
-    let made = series
-        .entry(path.to_string())
-        .or_default()
-        .entry((method, status))
-        .or_insert_with(|| {
-            (
-                metrics::counter!("http_requests_total", &labels),
-                metrics::histogram!("http_requests_duration_seconds", &labels),
-            )
-        });
-    record(made);
 }

@@ -1,6 +1,6 @@
 //! JSON log lines (SPEC section 8): `timestamp`, `level`, fields such as `service`,
 //! `player_id`, `event_type`, `duration_ms` flattened to the top level, and the request span
-//! with its `trace_id` (see `ops::track_http`).
+//! with its `trace_id` (see `edge`).
 
 use tracing_subscriber::EnvFilter;
 
