@@ -381,6 +381,66 @@ async fn concurrent_claims_issue_one_receipt<S: Store>(s: &S) {
     assert!(again.iter().all(|r| *r == claimed[0]));
 }
 
+async fn progress_adds_up_across_batches_and_rewards_the_event_that_reached_each_level<S: Store>(
+    s: &S,
+) {
+    let boss = |id: &str, boss: &str, points: i64, at: DateTime<Utc>| NewEvent {
+        received_at: at,
+        ..new_event(
+            json!({"eventId": id, "type": "boss_kill", "playerId": "p_c", "ts": 1,
+            "payload": {"bossId": boss, "tier": 2, "points": points}}),
+        )
+    };
+    let later = noon() + chrono::Duration::minutes(5);
+    s.append(vec![
+        boss("c1", "dragon", 300, noon()),
+        ev("c2", "p_c", 800),
+        ev("c3", "p_other", 5),
+    ])
+    .await
+    .unwrap();
+    apply_all(s).await;
+    let p = s.progress(&pid("p_c")).await.unwrap().unwrap();
+    assert_eq!((p.progress.xp, p.progress.level), (1100, 2));
+    // A second batch on the existing row: kills of a known and a new boss, several levels.
+    s.append(vec![
+        boss("c4", "dragon", 100, later),
+        boss("c5", "golem", 0, noon()),
+        ev("c6", "p_c", 3900),
+    ])
+    .await
+    .unwrap();
+    apply_all(s).await;
+    let p = s.progress(&pid("p_c")).await.unwrap().unwrap();
+    assert_eq!((p.progress.xp, p.progress.level), (5100, 6));
+    assert_eq!(
+        p.progress.boss_kills,
+        [("dragon".to_string(), 2), ("golem".to_string(), 1)].into()
+    );
+    assert_eq!(p.updated_at, later, "the latest receive time");
+    let mut rewards: Vec<(String, String)> = s
+        .rewards(&pid("p_c"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.reward_id, r.event_id))
+        .collect();
+    rewards.sort();
+    let want: Vec<(String, String)> = [
+        ("lvl2_gold_100", "c2"),
+        ("lvl3_gold_100", "c6"),
+        ("lvl4_gold_100", "c6"),
+        ("lvl5_chest_rare", "c6"),
+        ("lvl5_gold_100", "c6"),
+        ("lvl6_gold_100", "c6"),
+    ]
+    .iter()
+    .map(|(r, e)| (r.to_string(), e.to_string()))
+    .collect();
+    assert_eq!(rewards, want);
+    assert_eq!(xp_of(s, "p_other").await, Some(5));
+}
+
 async fn progress_counts_boss_kills_and_keeps_drops_in_order<S: Store>(s: &S) {
     s.append(vec![
         new_event(
@@ -1125,6 +1185,7 @@ contract!(
     a_reward_is_claimed_once,
     concurrent_claims_issue_one_receipt,
     progress_counts_boss_kills_and_keeps_drops_in_order,
+    progress_adds_up_across_batches_and_rewards_the_event_that_reached_each_level,
     board_sums_cover_the_range_and_head,
     board_sums_honour_a_period_reset,
     flags_are_recorded_once_with_the_cursor,
