@@ -153,5 +153,6 @@ async fn contract_holds_on_a_three_node_cluster() {
     suite::rate_limit_burst_then_wait_then_refill(&b).await;
     suite::blocks_expire_prune_and_load(&b).await;
     suite::player_gate_answers_the_block_and_the_flood_limit_together(&b).await;
+    suite::player_gate_answers_concurrent_requests_each_for_their_player(&b).await;
     drop(nodes);
 }

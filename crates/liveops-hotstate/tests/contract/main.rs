@@ -113,4 +113,5 @@ contract!(
     rate_limit_burst_then_wait_then_refill,
     blocks_expire_prune_and_load,
     player_gate_answers_the_block_and_the_flood_limit_together,
+    player_gate_answers_concurrent_requests_each_for_their_player,
 );

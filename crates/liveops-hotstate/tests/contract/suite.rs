@@ -818,3 +818,48 @@ pub async fn player_gate_answers_the_block_and_the_flood_limit_together(b: &Back
         );
     }
 }
+
+/// Requests that arrive together each get their own player's answer, and a player's repeats
+/// draw on the flood bucket one after the other.
+/// (Player names no other test uses: the cluster suite runs every test in one namespace.)
+pub async fn player_gate_answers_concurrent_requests_each_for_their_player(b: &Backend) {
+    let clock = ManualClock::new(utc(NOW));
+    let clock_dyn: Arc<dyn liveops_domain::Clock> = Arc::new(clock.clone());
+    let blocks = b.blocks(clock_dyn.clone());
+    let quota = Quota::per_second(3);
+    let gate = b.gate(
+        blocks.clone(),
+        b.limits("flood", quota),
+        quota,
+        clock_dyn.clone(),
+    );
+    blocks.set(&p("alice"), None).await.expect("set");
+    let players: Vec<PlayerId> = (0..40)
+        .map(|i| match i % 4 {
+            0 => p("burst_bob"),
+            1 => p("alice"),
+            _ => p(&format!("player_{i}")),
+        })
+        .collect();
+    let answers = futures::future::join_all(players.iter().map(|player| gate.admit(player))).await;
+    let mut bob_allowed = 0;
+    for (player, answer) in players.iter().zip(answers) {
+        let answer = answer.expect("admit");
+        match player.as_str() {
+            "burst_bob" => {
+                assert_eq!(answer.blocked, None);
+                bob_allowed += usize::from(answer.flood_wait.is_none());
+            }
+            "alice" => assert_eq!(answer.blocked, Some(None), "alice is blocked"),
+            _ => assert_eq!(
+                (answer.blocked, answer.flood_wait),
+                (None, None),
+                "{player} asked once"
+            ),
+        }
+    }
+    assert_eq!(
+        bob_allowed, 3,
+        "a burst of 3 out of burst_bob's 10 requests"
+    );
+}
