@@ -42,11 +42,20 @@ pub struct LevelReward {
     pub item: &'static str,
 }
 
+/// The most levels one event is rewarded for. `deltaXp` may be as large as 2^53 (SPEC section 4
+/// sets no maximum), which is 9 * 10^12 levels: one reward row each would exhaust memory and
+/// stop progression for good (the event would be replayed after every restart). The fairness
+/// guard flags any event over `MAX_DELTA_XP` (10 levels at the defaults), so only such an event,
+/// applied under `ANOMALY_ACTION=flag` or released by an operator, reaches this bound; it still
+/// moves XP and level in full.
+pub const MAX_LEVELS_REWARDED_PER_EVENT: i64 = 100;
+
 /// The rewards for going from `old_level` to `new_level`: `gold_100` per level gained and
-/// `chest_rare` for every 5th level.
+/// `chest_rare` for every 5th level, for the first [`MAX_LEVELS_REWARDED_PER_EVENT`] levels.
 pub fn rewards_between(old_level: i64, new_level: i64) -> Vec<LevelReward> {
     let mut out = Vec::new();
-    for level in (old_level + 1)..=new_level {
+    let last = new_level.min(old_level.saturating_add(MAX_LEVELS_REWARDED_PER_EVENT));
+    for level in (old_level + 1)..=last {
         out.push(LevelReward {
             reward_id: format!("lvl{level}_{REWARD_PER_LEVEL}"),
             level,
@@ -214,5 +223,35 @@ mod tests {
             ]
         );
         assert!(rewards_between(3, 3).is_empty());
+    }
+
+    #[test]
+    fn a_huge_jump_is_rewarded_for_its_first_hundred_levels_and_keeps_its_xp() {
+        // A million levels: without the bound, a million rewards (fails here, quickly).
+        assert_eq!(
+            rewards_between(1, 1_000_001).len() as i64,
+            MAX_LEVELS_REWARDED_PER_EVENT + MAX_LEVELS_REWARDED_PER_EVENT / 5
+        );
+        let mut p = Progress::new();
+        let rewards = p.apply(&Event {
+            event_id: crate::EventId::generate(),
+            player_id: crate::PlayerId::parse("p_1").unwrap(),
+            ts: 0,
+            kind: EventKind::Progression {
+                delta_xp: crate::event::MAX_SAFE_INTEGER,
+                activity: "exploit".into(),
+            },
+            payload: Default::default(),
+        });
+        assert_eq!(p.xp, crate::event::MAX_SAFE_INTEGER);
+        assert_eq!(p.level, level_for(crate::event::MAX_SAFE_INTEGER));
+        let gold = rewards
+            .iter()
+            .filter(|r| r.item == REWARD_PER_LEVEL)
+            .count();
+        assert_eq!(gold as i64, MAX_LEVELS_REWARDED_PER_EVENT);
+        assert_eq!(rewards.last().map(|r| r.level), Some(101));
+        // Below the bound nothing changes: levels 2..=11 for 10,000 XP.
+        assert_eq!(rewards_between(1, 11).len(), 10 + 2);
     }
 }
