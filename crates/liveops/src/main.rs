@@ -38,7 +38,7 @@ enum Command {
 
 /// mimalloc instead of glibc's malloc: the request path allocates small, short-lived buffers
 /// on several threads, where glibc's arena locking and consolidation showed as ~15% of the
-/// server's CPU in `perf` (README "Load generator and figures" has the A/B).
+/// server's CPU in `perf` (second session).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -532,7 +532,8 @@ async fn known_ids_query(
 /// Why not the pool: sqlx pings every connection it takes back (a second round trip per
 /// lookup), and the lookups, one per group of concurrent requests, queued for connections
 /// behind the consumers' transactions. On the engines, single-event ingest in one all-roles
-/// process gained 8-35% per round with this alone, batch ingest about 25% (README figures).
+/// process gained 8-35% per round with this alone, batch ingest about 25%
+/// (`docs/figures-history.md`).
 ///
 /// A failed or timed-out lookup drops the connection (it may be half-way through a reply);
 /// the next one takes a fresh connection, so the lookup recovers with PostgreSQL by itself.
