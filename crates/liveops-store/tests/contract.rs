@@ -460,6 +460,10 @@ async fn progress_counts_boss_kills_and_keeps_drops_in_order<S: Store>(s: &S) {
             json!({"eventId": "d2", "type": "drop_claimed", "playerId": "p_b", "ts": 1,
             "payload": {"dropId": "sh\u{0}ield", "weight": 0.25, "source": "boss"}}),
         ),
+        new_event(
+            json!({"eventId": "bk3", "type": "boss_kill", "playerId": "p_b", "ts": 1,
+            "payload": {"bossId": "li\u{0}ch", "tier": 3, "points": 0}}),
+        ),
     ])
     .await
     .unwrap();
@@ -472,6 +476,22 @@ async fn progress_counts_boss_kills_and_keeps_drops_in_order<S: Store>(s: &S) {
     let p = s.progress(&pid("p_b")).await.unwrap().unwrap().progress;
     assert_eq!(p.xp, 50 + 50 + 50 + 25);
     assert_eq!(p.boss_kills.get("dragon"), Some(&2));
+    assert_eq!(
+        p.boss_kills.values().sum::<u64>(),
+        3,
+        "the NUL boss counted too"
+    );
+    // And again onto the existing row (PostgreSQL merges the kills in SQL).
+    s.append(vec![new_event(
+        json!({"eventId": "bk4", "type": "boss_kill", "playerId": "p_b", "ts": 1,
+        "payload": {"bossId": "li\u{0}ch", "tier": 3, "points": 0}}),
+    )])
+    .await
+    .unwrap();
+    apply_all(s).await;
+    let p = s.progress(&pid("p_b")).await.unwrap().unwrap().progress;
+    assert_eq!(p.boss_kills.values().sum::<u64>(), 4);
+    assert_eq!(p.boss_kills.len(), 2);
     assert_eq!(
         p.drops
             .iter()

@@ -72,9 +72,14 @@ pub(super) async fn fold_into_progress(
     for (player, (share, last)) in &shares {
         ids.push(*player);
         xp.push(share.xp);
+        // The merge reads the keys as text (`json_each`), which cannot hold a NUL: a boss id
+        // with one is counted under its display copy, or the batch would fail for ever.
+        let mut share_kills: BTreeMap<String, u64> = BTreeMap::new();
+        for (boss, n) in &share.boss_kills {
+            *share_kills.entry(pg_text(boss)).or_default() += n;
+        }
         kills.push(
-            serde_json::to_string(&share.boss_kills)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            serde_json::to_string(&share_kills).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         );
         at.push(*last);
     }
