@@ -106,9 +106,9 @@ impl Progress {
 
     /// Applies one event and returns the rewards it earned (empty unless a level was gained).
     pub fn apply(&mut self, event: &Event) -> Vec<LevelReward> {
-        let old_level = level_for(self.xp);
-        self.xp = self.xp.saturating_add(xp_for(&event.kind));
-        self.level = level_for(self.xp);
+        let (xp, rewards) = gain(self.xp, &event.kind);
+        self.xp = xp;
+        self.level = level_for(xp);
         match &event.kind {
             EventKind::Progression { .. } => {}
             EventKind::BossKill { boss_id, .. } => {
@@ -130,8 +130,15 @@ impl Progress {
                 });
             }
         }
-        rewards_between(old_level, self.level)
+        rewards
     }
+}
+
+/// The XP after an event of `kind` and the rewards that event earned, from the XP before it:
+/// the part of [`Progress::apply`] that a store adding XP in SQL needs to attribute rewards.
+pub fn gain(xp_before: i64, kind: &EventKind) -> (i64, Vec<LevelReward>) {
+    let xp = xp_before.saturating_add(xp_for(kind));
+    (xp, rewards_between(level_for(xp_before), level_for(xp)))
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@
 //!
 //! Why by hand: axum applies a router layer to each route, and it clones the layered service
 //! and boxes its future on every request at every level; `from_fn` adds another clone, a boxed
-//! `Next` and a boxed future of its own. Measured on the single-event ingest path, the three
-//! layers cost about a fifth of the server's CPU per event (see the README's figures); this one
-//! layer polls the handler's future in place and allocates only on the rare error answer that
-//! needs rewriting.
+//! `Next` and a boxed future of its own. Measured on the single-event ingest path, those layers
+//! cost about a fifth of the server's CPU per event (an experiment build without them,
+//! `docs/figures-history.md`; the A/B of this layer is in the README). This one polls the
+//! handler's future in place; its own allocations are the trace id's header value and, on the
+//! rare error answer that needs rewriting, the rewrite.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use liveops_domain::progression::{level_for, Drop, Progress, MAX_RECENT_DROPS, XP_PER_LEVEL};
+use liveops_domain::progression::{gain, Drop, Progress, MAX_RECENT_DROPS, XP_PER_LEVEL};
 use liveops_domain::signing::Receipt;
 use liveops_domain::PlayerId;
 use sqlx::{PgConnection, Row};
@@ -116,33 +116,24 @@ pub(super) async fn fold_into_progress(
 
     // The rewards, event by event from the XP each player had before the batch, so each is
     // granted by the event that reached its level.
-    let mut before: HashMap<&str, Progress> = HashMap::with_capacity(shares.len());
+    let mut xp_before: HashMap<&str, i64> = HashMap::with_capacity(shares.len());
     for (player, (share, _)) in &shares {
         let now = *new_xp.get(*player).ok_or_else(|| {
             StoreError::Database(format!("the progress upsert did not return {player}"))
         })?;
-        let xp = if now == i64::MAX {
-            // Saturated: the XP before cannot be told from the sum; no level is crossed up here.
-            now
-        } else {
-            now - share.xp
-        };
-        before.insert(
-            player,
-            Progress {
-                xp,
-                level: level_for(xp),
-                ..Progress::new()
-            },
-        );
+        // Saturated, the XP before cannot be told from the sum; no level is crossed up there.
+        let before = if now == i64::MAX { now } else { now - share.xp };
+        xp_before.insert(player, before);
     }
     let mut rewards = RewardRows::default();
     for le in events {
         let player = le.event.player_id.as_str();
-        let Some(progress) = before.get_mut(player) else {
+        let Some(xp) = xp_before.get_mut(player) else {
             continue;
         };
-        for reward in progress.apply(&le.event) {
+        let (after, earned) = gain(*xp, &le.event.kind);
+        *xp = after;
+        for reward in earned {
             rewards.player_id.push(player.to_string());
             rewards.reward_id.push(reward.reward_id);
             rewards.item.push(reward.item.to_string());
@@ -150,7 +141,6 @@ pub(super) async fn fold_into_progress(
             rewards.granted_at.push(le.received_at);
             rewards.event_id.push(le.event.event_id.to_string());
         }
-        progress.drops.clear();
     }
     if !rewards.player_id.is_empty() {
         sqlx::query(
