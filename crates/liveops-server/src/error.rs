@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Serialize;
 
 /// SPEC section 4 error codes, plus the few the other endpoints need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     IdempotencyKeyReuse,
@@ -80,12 +80,20 @@ impl ErrorCode {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// What went wrong: a stable `code`, a sentence for people, and the request field at fault.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+}
+
+/// The JSON of every error answer: `{"error": {"code", "message", "field"}}`. Handlers name it
+/// in their OpenAPI `responses` (`body = ErrorEnvelope`); it is never built by hand.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
 }
 
 #[derive(Debug, Clone)]
