@@ -319,7 +319,7 @@ async fn resolve(
     let outcome = s
         .fairness
         .store
-        .resolve(event_id.as_str(), resolution, &by, s.clock.now())
+        .resolve(&event_id, resolution, &by, s.clock.now())
         .await
         .map_err(ApiError::unavailable)?;
     let flag = match outcome {
@@ -391,7 +391,7 @@ pub async fn erase(
     let files = s
         .leaderboards
         .archive
-        .erase_player(player.as_str())
+        .erase_player(&player)
         .await
         .map_err(ApiError::unavailable)?;
     s.fairness.detector.write().forget(&player);

@@ -1,12 +1,15 @@
 //! Final standings of ended leaderboard periods (SPEC section 6, `GET /leaderboard/history`).
-//! The embedded archive is one JSON file per period under `DATA_DIR/archive`; object storage
-//! implements the same trait later.
+//! The embedded archive is one JSON file per period under `DATA_DIR/archive`; the PostgreSQL
+//! store keeps the same documents in a table. Another medium (object storage) is one more
+//! implementation of [`Archive`].
 
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use liveops_domain::PlayerId;
 
 use crate::StoreError;
 
@@ -15,7 +18,7 @@ use crate::StoreError;
 #[serde(rename_all = "camelCase")]
 pub struct ArchivedEntry {
     pub rank: u64,
-    pub player_id: String,
+    pub player_id: PlayerId,
     pub score: i64,
 }
 
@@ -37,7 +40,7 @@ pub trait Archive: Send + Sync + 'static {
     async fn put_period(&self, period: &ArchivedPeriod) -> Result<(), StoreError>;
     /// Removes a player from every archived standing and snapshot (GDPR), re-ranking the
     /// rest. Returns how many files changed.
-    async fn erase_player(&self, player: &str) -> Result<usize, StoreError>;
+    async fn erase_player(&self, player: &PlayerId) -> Result<usize, StoreError>;
     /// Stores a snapshot of a running period's standings taken at `archived_at`
     /// (`SNAPSHOT_CRON`, `liveops snapshot`); snapshots accumulate.
     async fn put_snapshot(&self, snapshot: &ArchivedPeriod) -> Result<(), StoreError>;
@@ -110,9 +113,9 @@ fn json_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<
 
 #[async_trait]
 impl Archive for FileArchive {
-    async fn erase_player(&self, player: &str) -> Result<usize, StoreError> {
+    async fn erase_player(&self, player: &PlayerId) -> Result<usize, StoreError> {
         let root = self.root.clone();
-        let player = player.to_string();
+        let player = player.clone();
         tokio::task::spawn_blocking(move || -> Result<usize, StoreError> {
             let mut files = Vec::new();
             json_files(&root, &mut files)?;

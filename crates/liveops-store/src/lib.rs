@@ -11,10 +11,20 @@
 //! - [`FairnessStore`]: flagged events (`suspicious_events`), their review, and the "decided"
 //!   view of the log that progression and leaderboards consume.
 //!
-//! Implementations: [`SqliteStore`] (embedded default, one file in `DATA_DIR`),
-//! [`PgStore`] (PostgreSQL, the scale-out system of record; it is also an [`Archive`]) and
-//! [`FileArchive`]. [`testing`] holds the helpers tests use to get a throwaway PostgreSQL
-//! database and to skip (or, under `CI=true`, fail) when an engine is missing.
+//! Records carry the domain's typed ids ([`PlayerId`], [`EventId`]); the store binds them as
+//! text and parses them back, so a row whose id does not parse is [`StoreError::Corrupt`].
+//!
+//! Modules:
+//! - this file: the traits, their records and [`StoreError`];
+//! - `sqlite/`: [`SqliteStore`], the embedded default (one file in `DATA_DIR`), one module per
+//!   trait beside the writer thread that group-commits every write;
+//! - `postgres/`: [`PgStore`], the scale-out system of record, one module per trait (it is also
+//!   an [`Archive`]), with [`IdLookup`] for the gateway's dedup lookups;
+//! - `archive`: the [`Archive`] trait and [`FileArchive`], the embedded one;
+//! - [`testing`]: the helpers tests use to get a throwaway PostgreSQL database and to skip (or,
+//!   under `CI=true`, fail) when an engine is missing.
+//!
+//! Every implementation passes the one contract suite in `tests/contract.rs`.
 
 mod archive;
 mod postgres;
@@ -26,7 +36,7 @@ use chrono::{DateTime, Utc};
 use liveops_domain::progression::Progress;
 use liveops_domain::signing::Receipt;
 use liveops_domain::window::Period;
-use liveops_domain::{Event, PlayerId};
+use liveops_domain::{Event, EventId, PlayerId};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +67,17 @@ impl StoreError {
     /// Whether the error means "engine unreachable, retry later" rather than a failed request.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl StoreError {
+    /// An id read back from a table fails to parse: the store writes only parsed ids, so the
+    /// row is corrupt. `column` names where it was read.
+    pub(crate) fn stored_id<T: TryFrom<String, Error = String>>(
+        column: &str,
+        s: String,
+    ) -> Result<T, StoreError> {
+        T::try_from(s).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
     }
 }
 
@@ -138,7 +159,7 @@ pub struct RewardRecord {
     pub level: i64,
     pub granted_at: DateTime<Utc>,
     /// The event whose XP crossed the level.
-    pub event_id: String,
+    pub event_id: EventId,
     /// `None` while pending.
     pub receipt_id: Option<String>,
 }
@@ -188,8 +209,8 @@ pub trait ProgressStore: Send + Sync + 'static {
     async fn receipt(&self, receipt_id: &str) -> Result<Option<Receipt>, StoreError>;
 }
 
-/// A player blocked by an operator (or, later, by the fairness guard) until `until`
-/// (`None`: until unblocked).
+/// A player blocked by an operator or by the fairness guard until `until` (`None`: until
+/// unblocked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Block {
@@ -268,8 +289,8 @@ impl FlagStatus {
 pub struct FlagRecord {
     #[serde(skip)]
     pub seq: u64,
-    pub event_id: String,
-    pub player_id: String,
+    pub event_id: EventId,
+    pub player_id: PlayerId,
     pub metric: String,
     pub value: f64,
     pub rule: String,
@@ -344,7 +365,7 @@ pub trait FairnessStore: Send + Sync + 'static {
     /// quarantined event; exactly once, whoever asks twice.
     async fn resolve(
         &self,
-        event_id: &str,
+        event_id: &EventId,
         resolution: Resolution,
         by: &str,
         at: DateTime<Utc>,
@@ -414,4 +435,54 @@ pub trait BoardSource: Send + Sync + 'static {
         after_seq: u64,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed ids serialize as the plain strings the HTTP answers have always carried.
+    #[test]
+    fn records_with_typed_ids_serialize_ids_as_strings() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let flag = FlagRecord {
+            seq: 7,
+            event_id: EventId::parse("e_1").unwrap(),
+            player_id: PlayerId::parse("p_1").unwrap(),
+            metric: "deltaXp:a".into(),
+            value: 1.0,
+            rule: "hard_limit".into(),
+            reason: "r".into(),
+            status: FlagStatus::Quarantined,
+            flagged_at: at,
+            resolved_at: None,
+            resolved_by: None,
+        };
+        let json = serde_json::to_value(&flag).unwrap();
+        assert_eq!(json["eventId"], "e_1");
+        assert_eq!(json["playerId"], "p_1");
+        let reward = RewardRecord {
+            reward_id: "lvl2".into(),
+            item: "gold".into(),
+            level: 2,
+            granted_at: at,
+            event_id: EventId::parse("e_2").unwrap(),
+            receipt_id: None,
+        };
+        assert_eq!(serde_json::to_value(&reward).unwrap()["eventId"], "e_2");
+        let entry = ArchivedEntry {
+            rank: 1,
+            player_id: PlayerId::parse("p_2").unwrap(),
+            score: 5,
+        };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(json, r#"{"rank":1,"playerId":"p_2","score":5}"#);
+        assert_eq!(serde_json::from_str::<ArchivedEntry>(&json).unwrap(), entry);
+    }
+
+    #[test]
+    fn an_id_that_does_not_parse_is_a_corrupt_row() {
+        let err = StoreError::stored_id::<PlayerId>("rewards.player_id", "x".into()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(m) if m.starts_with("rewards.player_id: ")));
+    }
 }

@@ -7,6 +7,9 @@
 //!   it fails (a missing engine in CI is a broken CI), elsewhere it prints a one-line notice and
 //!   the test returns early.
 //! - [`TcpProxy`]: a proxy a test cuts and restores, to take an engine away and bring it back.
+//!
+//! A setup that cannot work (no spare port, a database PostgreSQL refuses to create) panics:
+//! these helpers run only in tests, where the panic is the failure report.
 
 use std::time::Duration;
 
@@ -89,7 +92,7 @@ impl TcpProxy {
         }
         // Wait until every forwarding task is gone, its sockets closed: an abort alone only asks,
         // and a connection still forwarding after `cut` returned could commit what the test
-        // sends "while the engine is gone" (a CI run of the store's outage test saw exactly that once).
+        // sends "while the engine is gone".
         conns.abort_all();
         while conns.join_next().await.is_some() {}
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use liveops_domain::signing::Receipt;
 use liveops_domain::window::{Period, Window};
-use liveops_domain::{Event, PlayerId};
+use liveops_domain::{Event, EventId, PlayerId};
 use liveops_store::testing::{temp_postgres, TcpProxy, TempPostgres};
 use liveops_store::{
     AdminStore, Appended, Archive, ArchivedEntry, ArchivedPeriod, AuditEntry, Block, BoardSource,
@@ -47,6 +47,10 @@ fn pid(p: &str) -> PlayerId {
     PlayerId::parse(p).unwrap()
 }
 
+fn eid(e: &str) -> EventId {
+    EventId::parse(e).unwrap()
+}
+
 fn seqs(r: &[Appended]) -> Vec<u64> {
     r.iter()
         .filter_map(|a| match a {
@@ -59,8 +63,8 @@ fn seqs(r: &[Appended]) -> Vec<u64> {
 fn flag(le: &LoggedEvent, status: FlagStatus) -> FlagRecord {
     FlagRecord {
         seq: le.seq,
-        event_id: le.event.event_id.to_string(),
-        player_id: le.event.player_id.to_string(),
+        event_id: le.event.event_id.clone(),
+        player_id: le.event.player_id.clone(),
         metric: "deltaXp:a".into(),
         value: le.xp as f64,
         rule: "hard_limit".into(),
@@ -260,7 +264,8 @@ async fn applying_a_batch_twice_applies_it_once<S: Store>(s: &S) {
     let rewards = s.rewards(&pid("p_2")).await.unwrap();
     assert_eq!(rewards.len(), 1);
     assert_eq!(
-        rewards[0].event_id, "x2",
+        rewards[0].event_id.as_str(),
+        "x2",
         "the event that crossed the level"
     );
     assert_eq!(rewards[0].reward_id, "lvl2_gold_100");
@@ -276,9 +281,9 @@ async fn concurrent_applies_count_each_event_once<S: Store>(s: &S, other: &S) {
     let all = s.read_after(0, 1000).await.unwrap();
     // Overlapping batches from two appliers (two processes for PostgreSQL), racing.
     let mut tasks = Vec::new();
-    for round in 0..6 {
+    for pass in 0..6 {
         for (k, store) in [s.clone(), other.clone()].into_iter().enumerate() {
-            let from = (round * 30 + k * 15).min(all.len());
+            let from = (pass * 30 + k * 15).min(all.len());
             let batch = Arc::new(all[from..(from + 60).min(all.len())].to_vec());
             tasks.push(tokio::spawn(async move {
                 store.apply_events("progression", batch).await.unwrap()
@@ -423,7 +428,7 @@ async fn progress_adds_up_across_batches_and_rewards_the_event_that_reached_each
         .await
         .unwrap()
         .into_iter()
-        .map(|r| (r.reward_id, r.event_id))
+        .map(|r| (r.reward_id, r.event_id.into()))
         .collect();
     rewards.sort();
     let want: Vec<(String, String)> = [
@@ -726,7 +731,7 @@ async fn a_release_applies_once_and_a_reject_never<S: Store>(s: &S) {
 
     let at = noon() + chrono::Duration::minutes(5);
     let out = s
-        .resolve("q2", Resolution::Release, "ops", at)
+        .resolve(&eid("q2"), Resolution::Release, "ops", at)
         .await
         .unwrap();
     let ResolveOutcome::Resolved { flag, event } = out else {
@@ -739,17 +744,17 @@ async fn a_release_applies_once_and_a_reject_never<S: Store>(s: &S) {
     assert_eq!(xp_of(s, "p_h").await, Some(1200), "applied by the release");
     let rewards = s.rewards(&pid("p_h")).await.unwrap();
     assert_eq!(rewards.len(), 1, "the release crossed a level");
-    assert_eq!(rewards[0].event_id, "q2");
+    assert_eq!(rewards[0].event_id.as_str(), "q2");
 
     let again = s
-        .resolve("q2", Resolution::Release, "ops", at)
+        .resolve(&eid("q2"), Resolution::Release, "ops", at)
         .await
         .unwrap();
     assert!(matches!(again, ResolveOutcome::NotQuarantined(f) if f.status == FlagStatus::Released));
     assert_eq!(xp_of(s, "p_h").await, Some(1200), "released once");
 
     let out = s
-        .resolve("q3", Resolution::Reject, "ops", at)
+        .resolve(&eid("q3"), Resolution::Reject, "ops", at)
         .await
         .unwrap();
     assert!(
@@ -757,14 +762,14 @@ async fn a_release_applies_once_and_a_reject_never<S: Store>(s: &S) {
     );
     assert_eq!(xp_of(s, "p_h").await, Some(1200), "never applied");
     assert!(matches!(
-        s.resolve("nope", Resolution::Release, "ops", at)
+        s.resolve(&eid("nope"), Resolution::Release, "ops", at)
             .await
             .unwrap(),
         ResolveOutcome::NotFound
     ));
     assert!(
         matches!(
-            s.resolve("q1", Resolution::Release, "ops", at)
+            s.resolve(&eid("q1"), Resolution::Release, "ops", at)
                 .await
                 .unwrap(),
             ResolveOutcome::NotFound
@@ -797,9 +802,9 @@ async fn a_release_applies_once_and_a_reject_never<S: Store>(s: &S) {
 /// store at the same moment (on SQLite, one group commit): each must build on the other's
 /// effect, not on the progress both started from.
 async fn a_release_and_an_apply_in_flight_together_both_count<S: Store>(s: &S) {
-    for round in 0..20 {
-        let player = format!("p_race{round}");
-        let id = |n: u32| format!("race{round}_{n}");
+    for attempt in 0..20 {
+        let player = format!("p_race{attempt}");
+        let id = |n: u32| format!("race{attempt}_{n}");
         s.append(vec![ev(&id(1), &player, 100)]).await.unwrap();
         let first = s.read_after(0, 10_000).await.unwrap();
         s.apply_events("progression", Arc::new(first))
@@ -814,14 +819,14 @@ async fn a_release_and_an_apply_in_flight_together_both_count<S: Store>(s: &S) {
         quarantine(s, &log[0], log[1].seq).await;
         let decided = Arc::new(s.read_decided_after(applied, 10, log[1].seq).await.unwrap());
         assert_eq!(decided.len(), 1, "the quarantined event is held back");
-        let held = id(2);
+        let held = eid(&id(2));
         let (applied, released) = tokio::join!(
             s.apply_events("progression", decided),
             s.resolve(&held, Resolution::Release, "ops", noon())
         );
         applied.unwrap();
         assert!(matches!(released.unwrap(), ResolveOutcome::Resolved { .. }));
-        assert_eq!(xp_of(s, &player).await, Some(700), "round {round}");
+        assert_eq!(xp_of(s, &player).await, Some(700), "attempt {attempt}");
     }
 }
 
@@ -853,13 +858,15 @@ async fn releases_are_numbered_and_bound_the_board_sums<S: Store>(s: &S) {
     .await
     .unwrap();
     for id in ["n3", "n4", "n2"] {
-        let out = s.resolve(id, Resolution::Release, "ops", noon()).await;
+        let out = s
+            .resolve(&eid(id), Resolution::Release, "ops", noon())
+            .await;
         assert!(
             matches!(out.unwrap(), ResolveOutcome::Resolved { .. }),
             "{id}"
         );
     }
-    s.resolve("n5", Resolution::Reject, "ops", noon())
+    s.resolve(&eid("n5"), Resolution::Reject, "ops", noon())
         .await
         .unwrap();
     assert_eq!(
@@ -928,7 +935,7 @@ async fn releases_are_numbered_and_bound_the_board_sums<S: Store>(s: &S) {
     s.append(vec![ev("n6", "p_n", 3200)]).await.unwrap();
     let n6 = s.read_after(head, 10).await.unwrap();
     quarantine(s, &n6[0], n6[0].seq).await;
-    s.resolve("n6", Resolution::Release, "ops", noon())
+    s.resolve(&eid("n6"), Resolution::Release, "ops", noon())
         .await
         .unwrap();
     assert_eq!(
@@ -946,7 +953,7 @@ async fn concurrent_releases_apply_once<S: Store>(s: &S) {
     for _ in 0..6 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.resolve("cr1", Resolution::Release, "ops", noon())
+            s.resolve(&eid("cr1"), Resolution::Release, "ops", noon())
                 .await
                 .unwrap()
         }));
@@ -1110,7 +1117,7 @@ fn standings(window: &str, period: &str, players: &[(&str, i64)]) -> ArchivedPer
             .enumerate()
             .map(|(i, (p, score))| ArchivedEntry {
                 rank: i as u64 + 1,
-                player_id: (*p).into(),
+                player_id: pid(p),
                 score: *score,
             })
             .collect(),
@@ -1144,7 +1151,7 @@ async fn the_archive_keeps_final_standings_and_forgets_an_erased_player(a: &dyn 
         "a snapshot is not the final standings"
     );
     assert_eq!(
-        a.erase_player("p_2").await.unwrap(),
+        a.erase_player(&pid("p_2")).await.unwrap(),
         2,
         "final and snapshot"
     );
@@ -1158,7 +1165,7 @@ async fn the_archive_keeps_final_standings_and_forgets_an_erased_player(a: &dyn 
             .collect::<Vec<_>>(),
         vec![(1, "p_1"), (2, "p_3")]
     );
-    assert_eq!(a.erase_player("p_2").await.unwrap(), 0);
+    assert_eq!(a.erase_player(&pid("p_2")).await.unwrap(), 0);
     assert_eq!(a.get_period("../etc", "passwd").await.unwrap(), None);
 }
 

@@ -285,8 +285,8 @@ async fn decide(
                 } => {
                     flags.push(FlagRecord {
                         seq: e.seq,
-                        event_id: e.event.event_id.to_string(),
-                        player_id: e.event.player_id.to_string(),
+                        event_id: e.event.event_id.clone(),
+                        player_id: e.event.player_id.clone(),
                         metric,
                         value,
                         rule: rule.as_str().to_string(),

@@ -416,7 +416,7 @@ pub fn standings(
             .iter()
             .map(|e| ArchivedEntry {
                 rank: e.rank,
-                player_id: e.player_id.to_string(),
+                player_id: e.player_id.clone(),
                 score: e.score,
             })
             .collect(),
@@ -435,7 +435,7 @@ async fn archive_period(
         .enumerate()
         .map(|(i, (p, score))| ArchivedEntry {
             rank: i as u64 + 1,
-            player_id: p.to_string(),
+            player_id: p,
             score,
         })
         .collect();

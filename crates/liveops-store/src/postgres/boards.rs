@@ -170,7 +170,7 @@ impl Archive for PgStore {
         Ok(())
     }
 
-    async fn erase_player(&self, player: &str) -> Result<usize, StoreError> {
+    async fn erase_player(&self, player: &PlayerId) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
         let probe = serde_json::json!({ "entries": [{ "playerId": player }] }).to_string();
         let rows: Vec<(i64, String)> = sqlx::query_as(
@@ -184,7 +184,7 @@ impl Archive for PgStore {
         for (id, body) in rows {
             let mut p = from_json(&body)?;
             let before = p.entries.len();
-            p.entries.retain(|e| e.player_id != player);
+            p.entries.retain(|e| &e.player_id != player);
             for (i, e) in p.entries.iter_mut().enumerate() {
                 e.rank = i as u64 + 1;
             }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use liveops_domain::EventId;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
@@ -27,8 +28,8 @@ fn row_to_flag(r: &PgRow) -> Result<FlagRecord, StoreError> {
     let status: String = r.try_get(7)?;
     Ok(FlagRecord {
         seq: r.try_get::<i64, _>(0)? as u64,
-        event_id: r.try_get(1)?,
-        player_id: r.try_get(2)?,
+        event_id: StoreError::stored_id("suspicious_events.event_id", r.try_get(1)?)?,
+        player_id: StoreError::stored_id("suspicious_events.player_id", r.try_get(2)?)?,
         metric: r.try_get(3)?,
         value: r.try_get(4)?,
         rule: r.try_get(5)?,
@@ -64,8 +65,9 @@ pub(super) async fn insert_flags(
     );
     for f in flags {
         seq.push(seq_bound(f.seq));
-        event_id.push(pg_text(&f.event_id));
-        player_id.push(pg_text(&f.player_id));
+        // Parsed ids hold no NUL: bound as they are.
+        event_id.push(f.event_id.as_str());
+        player_id.push(f.player_id.as_str());
         metric.push(pg_text(&f.metric));
         value.push(f.value);
         rule.push(pg_text(&f.rule));
@@ -165,7 +167,7 @@ impl FairnessStore for PgStore {
 
     async fn resolve(
         &self,
-        event_id: &str,
+        event_id: &EventId,
         resolution: Resolution,
         by: &str,
         at: DateTime<Utc>,
@@ -175,7 +177,7 @@ impl FairnessStore for PgStore {
         let row = sqlx::query(&format!(
             "SELECT {FLAG_COLUMNS} FROM suspicious_events WHERE event_id = $1 FOR UPDATE"
         ))
-        .bind(event_id)
+        .bind(event_id.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -207,7 +209,7 @@ impl FairnessStore for PgStore {
         .bind(status.as_str())
         .bind(at)
         .bind(pg_text(by))
-        .bind(event_id)
+        .bind(event_id.as_str())
         .bind(release)
         .execute(&mut *tx)
         .await?;

@@ -530,10 +530,9 @@ async fn known_ids_query(
 /// connection taken out of the pool and kept, for the one task that runs them.
 ///
 /// Why not the pool: sqlx pings every connection it takes back (a second round trip per
-/// lookup), and the lookups, one per group of concurrent requests, queued for connections
-/// behind the consumers' transactions. On the engines, single-event ingest in one all-roles
-/// process gained 8-35% per round with this alone, batch ingest about 25%
-/// (`docs/figures-history.md`).
+/// lookup), and the lookups, one per group of concurrent requests, would queue for connections
+/// behind the consumers' transactions. Both sit on the ingest path, whose single-event and
+/// batch figures on the engines `docs/performance.md` reproduces.
 ///
 /// A failed or timed-out lookup drops the connection (it may be half-way through a reply);
 /// the next one takes a fresh connection, so the lookup recovers with PostgreSQL by itself.
@@ -559,15 +558,14 @@ impl IdLookup {
                     // A point lookup by the unique key is never better as a sequential scan,
                     // but this connection runs one statement for ever, and a plan made while
                     // the statistics said "empty table" would scan the whole log per lookup
-                    // (seen: 1.8 s for one lookup under batch load).
+                    // (seconds per lookup under batch load).
                     sqlx::query("SET enable_seqscan = off")
                         .execute(&mut conn)
                         .await?;
-                    // And one plan for good: PostgreSQL kept re-planning the lookup (two
-                    // calls in three), which cost it more than running it (seen with
-                    // `pg_stat_statements.track_planning`: 191 ms planning, 144 ms executing
-                    // over a 6 s single-event run). With sequential scans off, the one plan is
-                    // the index probe.
+                    // And one plan for good: left to choose, PostgreSQL re-plans the lookup
+                    // on most calls, and planning it costs more than running it
+                    // (`pg_stat_statements.track_planning` shows both). With sequential scans
+                    // off, the one plan is the index probe.
                     sqlx::query("SET plan_cache_mode = force_generic_plan")
                         .execute(&mut conn)
                         .await?;

@@ -1,4 +1,4 @@
-//! The PostgreSQL system of record (SPEC section 2, issue 4): every store trait over one
+//! The PostgreSQL system of record (SPEC section 2): every store trait over one
 //! `sqlx` pool, with the semantics [`SqliteStore`](crate::SqliteStore) has.
 //!
 //! - `log`: appends go through ONE writer task that group-commits (whatever queued while the
@@ -109,8 +109,8 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            // sqlx already pings a connection when it comes back to the pool, so pinging it
-            // again when it is handed out only added a round trip to every query.
+            // sqlx already pings a connection when it comes back to the pool; pinging it
+            // again when it is handed out would add a round trip to every query.
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
@@ -155,8 +155,8 @@ const STATS_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// Re-analyzes a table once a tenth of it (and at least a thousand rows) changed since its
 /// last ANALYZE. Autovacuum does the same, but looks only once a minute: a fresh or fast-growing
 /// `events` table then keeps the statistics of an empty one, the planner picks sequential scans
-/// for the eventId lookups and the decided view, and throughput falls by half as the log grows
-/// (measured: 3.2k vs 6.6k events/s on a fresh database). Stops when the store is dropped
+/// for the eventId lookups and the decided view, and ingest throughput falls as the log grows
+/// (to about half on a fresh database). Stops when the store is dropped
 /// (`alive` is the writer's state, gone once every handle and the writer are).
 async fn keep_statistics_fresh(pool: PgPool, alive: std::sync::Weak<Head>) {
     loop {

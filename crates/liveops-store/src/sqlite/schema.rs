@@ -72,8 +72,9 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     "#,
-    // 3: drops move out of the progress row into an append-only table, so applying an event
-    // no longer rewrites a player's whole drop list (the hot path of progression).
+    // 3: drops in an append-only table of their own, so applying an event (the hot path of
+    // progression) adds a row instead of rewriting the player's whole drop list; the drop lists
+    // of the progress rows move there.
     r#"
     CREATE TABLE player_drops (
         player_id TEXT NOT NULL,
