@@ -187,7 +187,10 @@ impl Application {
             log: services.history.clone(),
             bus: services.external_log.then(|| services.log.clone()),
             redis: hot.redis.clone(),
-            metrics: cfg.metrics_enabled.then(crate::ops::prometheus),
+            // Every metric of the catalog described and at zero from the first scrape.
+            metrics: cfg
+                .metrics_enabled
+                .then(|| crate::ops::exporter::install(cfg.role)),
         };
         let metrics = ops.metrics.clone();
         let streams = crate::leaderboard::stream::Streams::new(leaderboards.clone());
@@ -216,14 +219,11 @@ impl Application {
         }
         let router = router
             // Last, so that it wraps every route: trace id, HTTP metrics, JSON errors, panics.
-            .layer(crate::edge::EdgeLayer);
+            .layer(crate::edge::EdgeLayer::new(role.as_str()));
         let addr = SocketAddr::new(cfg.bind_addr, cfg.port);
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr} (PORT, BIND_ADDR)"))?;
-        // Exported from the start as the SPEC lists it; in memory it honestly stays 0 (with
-        // Redis every command sent increments it, see `liveops_hotstate::redis`).
-        metrics::counter!("redis_operations_total").increment(0);
         Ok(Application {
             role,
             listener,
@@ -383,7 +383,7 @@ async fn housekeeping(
                     m.run_upkeep();
                 }
                 if let Some(n) = log.open_connections() {
-                    metrics::gauge!("database_connections_active").set(n as f64);
+                    metrics::gauge!(crate::ops::catalog::DATABASE_CONNECTIONS_ACTIVE).set(n as f64);
                 }
             }
         }

@@ -1,22 +1,22 @@
 //! The HTTP edge: the one layer every request passes through, on every route.
 //!
-//! It does three jobs that used to be three layers (two `axum::middleware::from_fn` and
-//! tower-http's `CatchPanicLayer`):
+//! It does three jobs in one layer:
 //! - the trace id: taken from `traceparent` or `X-Request-Id`, else made; log lines inside the
 //!   request carry it (a span), and the answer echoes it in `X-Trace-Id`;
 //! - the HTTP metrics of SPEC section 8 (`http_requests_total`, `http_requests_duration_seconds`)
-//!   by method, route template and status;
+//!   by method, route template, status and the `service` (the role the process runs);
 //! - JSON errors: every 4xx/5xx answer is `{"error": {...}}` (SPEC section 4), also the ones axum
 //!   makes itself (no route, wrong method, bad path or query) and a handler's panic, which
 //!   becomes a 500 for that request instead of a dead connection task.
 //!
-//! Why by hand: axum applies a router layer to each route, and it clones the layered service
-//! and boxes its future on every request at every level; `from_fn` adds another clone, a boxed
-//! `Next` and a boxed future of its own. Measured on the single-event ingest path, those layers
-//! cost about a fifth of the server's CPU per event (an experiment build without them,
-//! `docs/figures-history.md`; the A/B of this layer is in the README). This one polls the
-//! handler's future in place; its own allocations are the trace id's header value and, on the
-//! rare error answer that needs rewriting, the rewrite.
+//! Why by hand rather than with `axum::middleware::from_fn` and tower-http's `CatchPanicLayer`:
+//! axum applies a router layer to each route, and it clones the layered service and boxes its
+//! future on every request at every level; `from_fn` adds another clone, a boxed `Next` and a
+//! boxed future of its own. On the single-event ingest path such layers cost about a fifth of
+//! the server's CPU per event (`docs/performance.md` says how the ingest path is measured).
+//! This one polls the handler's future in place; its own allocations are the trace id's header
+//! value and, on the rare error answer that needs rewriting, the rewrite. The metric handles are
+//! registered once per series and found again without allocating.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,14 +37,27 @@ use tower::{Layer, Service};
 use crate::error::ErrorCode;
 
 /// Wraps each route in [`Edge`]; put it on the router last, so that it sees every answer.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct EdgeLayer;
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeLayer {
+    /// The `service` label of the HTTP metrics: the role this process runs (`all`, `gateway`,
+    /// ...), as `liveops serve --role` names it.
+    service: &'static str,
+}
+
+impl EdgeLayer {
+    pub fn new(service: &'static str) -> Self {
+        EdgeLayer { service }
+    }
+}
 
 impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner }
+        Edge {
+            inner,
+            service: self.service,
+        }
     }
 }
 
@@ -52,6 +65,7 @@ impl<S> Layer<S> for EdgeLayer {
 #[derive(Clone, Debug)]
 pub struct Edge<S> {
     inner: S,
+    service: &'static str,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -85,6 +99,7 @@ where
         EdgeFuture {
             stage: state,
             started,
+            service: self.service,
             method,
             path,
             trace,
@@ -100,6 +115,7 @@ pin_project! {
         #[pin]
         stage: Stage<F>,
         started: Instant,
+        service: &'static str,
         method: &'static str,
         path: Option<MatchedPath>,
         trace: HeaderValue,
@@ -147,9 +163,12 @@ where
         resp.headers_mut().insert("x-trace-id", this.trace.clone());
         let path = this.path.as_ref().map_or("unmatched", MatchedPath::as_str);
         record_http(
-            this.method,
-            path,
-            resp.status().as_u16(),
+            Series {
+                service: this.service,
+                method: this.method,
+                path,
+                status: resp.status().as_u16(),
+            },
             this.started.elapsed().as_secs_f64(),
         );
         Poll::Ready(Ok(resp))
@@ -201,44 +220,67 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// Counts and times one request in its (method, route template, status) series, registered
-/// once and then found under a read lock: building the labelled key and looking it up in the
-/// recorder on every request cost about 2% of the server's CPU per event. The series are
-/// bounded (methods as above, route templates, three-digit statuses), and so is this map.
-fn record_http(method: &'static str, path: &str, status: u16, secs: f64) {
-    type Series =
-        std::collections::HashMap<(&'static str, u16), (metrics::Counter, metrics::Histogram)>;
-    static SERIES: OnceLock<parking_lot::RwLock<std::collections::HashMap<String, Series>>> =
-        OnceLock::new();
-    let series = SERIES.get_or_init(Default::default);
-    let record = |(count, duration): &(metrics::Counter, metrics::Histogram)| {
+/// One series of the HTTP metrics: the labels of a request once it is answered.
+#[derive(Clone, Copy, Debug)]
+struct Series<'a> {
+    service: &'static str,
+    method: &'static str,
+    /// The route template (`/players/{player_id}/progress`), or `unmatched`.
+    path: &'a str,
+    status: u16,
+}
+
+/// The handles of the registered series: by route template, then by (service, method, status).
+type Handles = std::collections::HashMap<
+    String,
+    std::collections::HashMap<(&'static str, &'static str, u16), (metrics::Counter, metrics::Histogram)>,
+>;
+
+fn handles() -> &'static parking_lot::RwLock<Handles> {
+    static HANDLES: OnceLock<parking_lot::RwLock<Handles>> = OnceLock::new();
+    HANDLES.get_or_init(Default::default)
+}
+
+/// Counts and times one request in its series, registered once and then found under a read
+/// lock without allocating: building the labelled key and looking it up in the recorder on
+/// every request costs about 2% of the server's CPU per event. The series are bounded
+/// (services and methods as above, route templates, three-digit statuses), and so is this map.
+fn record_http(series: Series<'_>, secs: f64) {
+    let key = (series.service, series.method, series.status);
+    if let Some((count, duration)) = handles()
+        .read()
+        .get(series.path)
+        .and_then(|s| s.get(&key))
+    {
         count.increment(1);
         duration.record(secs);
-    };
-    if let Some(found) = series
-        .read()
-        .get(path)
-        .and_then(|s| s.get(&(method, status)))
-    {
-        return record(found);
+        return;
     }
-    let labels = [
-        ("method", method.to_string()),
-        ("path", path.to_string()),
-        ("status", status.to_string()),
-    ];
-    let mut series = series.write();
-    let made = series
-        .entry(path.to_string())
+    let (count, duration) = register(series);
+    count.increment(1);
+    duration.record(secs);
+}
+
+/// Registers a series (if new) and returns its handles.
+fn register(series: Series<'_>) -> (metrics::Counter, metrics::Histogram) {
+    let mut handles = handles().write();
+    handles
+        .entry(series.path.to_string())
         .or_default()
-        .entry((method, status))
+        .entry((series.service, series.method, series.status))
         .or_insert_with(|| {
+            let labels = [
+                ("method", series.method.to_string()),
+                ("path", series.path.to_string()),
+                ("status", series.status.to_string()),
+                ("service", series.service.to_string()),
+            ];
             (
-                metrics::counter!("http_requests_total", &labels),
-                metrics::histogram!("http_requests_duration_seconds", &labels),
+                metrics::counter!(crate::ops::catalog::HTTP_REQUESTS_TOTAL, &labels),
+                metrics::histogram!(crate::ops::catalog::HTTP_REQUESTS_DURATION_SECONDS, &labels),
             )
-        });
-    record(made);
+        })
+        .clone()
 }
 
 /// Whether the answer goes out as it is: a success, or an error that is JSON already (every
@@ -340,7 +382,7 @@ mod tests {
             .route("/ok", get(|| async { "fine" }))
             .route("/boom", get(boom))
             .route("/busy", get(busy))
-            .layer(EdgeLayer)
+            .layer(EdgeLayer::new("test"))
     }
 
     async fn send(method: &str, uri: &str, headers: &[(&str, &str)]) -> (Response, String) {

@@ -1,11 +1,13 @@
-//! The web role (SPEC section 8, issue 5): the operator dashboard at `/`, the demo game at
-//! `/play` and their static assets under `/assets/`, all from files embedded in the binary.
+//! The web role (SPEC section 8): the operator dashboard at `/`, the demo game at `/play`, the
+//! API reference at `/docs` and their static assets under `/assets/`, all from files embedded
+//! in the binary.
 //!
 //! The pages are plain HTML, CSS and ES modules in `crates/liveops-server/web/` with no build
 //! step: release builds embed them (`rust-embed`), debug builds read them from that folder at
 //! run time, so editing a page needs no recompile. Nothing is fetched from elsewhere at build or
-//! run time (the one library, uPlot, is vendored; see `web/vendor/uplot/README.md`). Everything
-//! the pages show comes from the JSON API; this module only serves files.
+//! run time: the libraries are vendored (uPlot for the dashboard's charts, Redoc for `/docs`;
+//! see `web/vendor/*/README.md`). Everything the pages show comes from the JSON API (`/docs`
+//! renders `/openapi.json`); this module only serves files.
 //!
 //! Responses carry a strong `ETag` (the file's SHA-256, computed at build time) with
 //! `Cache-Control: no-cache`: a browser revalidates and gets `304` until the binary changes,
@@ -30,26 +32,37 @@ struct Assets;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// The API reference's policy: as [`CSP`], except that Redoc injects its styles as `<style>`
+/// elements and runs its search index in a worker made from a `blob:` URL. Scripts still come
+/// only from this origin, and the page reads nothing but `/openapi.json`.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; \
+object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 pub fn router() -> Router {
     Router::new()
         .route(
             "/",
-            get(|headers: HeaderMap| async move { page("index.html", &headers) }),
+            get(|headers: HeaderMap| async move { page("index.html", CSP, &headers) }),
         )
         .route(
             "/play",
-            get(|headers: HeaderMap| async move { page("play.html", &headers) }),
+            get(|headers: HeaderMap| async move { page("play.html", CSP, &headers) }),
+        )
+        .route(
+            "/docs",
+            get(|headers: HeaderMap| async move { page("docs.html", DOCS_CSP, &headers) }),
         )
         .route("/assets/{*path}", get(asset))
 }
 
-fn page(name: &str, headers: &HeaderMap) -> Response {
+fn page(name: &str, csp: &'static str, headers: &HeaderMap) -> Response {
     let mut resp = file(name, headers);
     if resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED {
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
+            HeaderValue::from_static(csp),
         );
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         h.insert(
@@ -128,8 +141,11 @@ mod tests {
         for name in [
             "index.html",
             "play.html",
+            "docs.html",
             "vendor/uplot/uPlot.iife.min.js",
             "vendor/uplot/LICENSE",
+            "vendor/redoc/redoc.standalone.js",
+            "vendor/redoc/LICENSE",
         ] {
             assert!(Assets::get(name).is_some(), "{name} is not embedded");
         }

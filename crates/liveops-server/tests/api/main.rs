@@ -7,6 +7,7 @@ mod helpers;
 mod ingest;
 mod leaderboards;
 mod on_engines;
+mod openapi;
 mod ops;
 mod progression;
 mod redis;

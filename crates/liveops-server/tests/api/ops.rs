@@ -5,10 +5,63 @@ use crate::helpers::*;
 #[tokio::test]
 pub(crate) async fn health_and_readiness_answer() {
     let app = spawn_app().await;
-    assert_eq!(app.get("/healthz").await.status, 200);
+    let r = app.get("/healthz").await;
+    assert_eq!((r.status, &r.body["status"]), (200, &"ok".into()));
     let r = app.get("/readyz").await;
     assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "ready");
     assert_eq!(r.body["checks"]["store"], "ok");
+}
+
+#[tokio::test]
+pub(crate) async fn a_fresh_server_lists_every_metric_with_help_and_its_known_series() {
+    use liveops_server::config::Role;
+    use liveops_server::ops::catalog::{known_series, METRICS};
+
+    let app = spawn_app().await;
+    let text = app.get("/metrics").await.text;
+    for m in METRICS {
+        assert!(
+            text.contains(&format!("# HELP {} {}", m.name, m.help)),
+            "/metrics has no help for {}:\n{text}",
+            m.name
+        );
+        // Other tests of this binary share the process's recorder, so the values may have
+        // moved; the series are there all the same (the unit tests of `ops::catalog` check
+        // that they start at zero).
+        for labels in known_series(m.name, Role::All) {
+            let name = match m.kind {
+                liveops_server::ops::catalog::Kind::Histogram => format!("{}_count", m.name),
+                _ => m.name.to_string(),
+            };
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect();
+            let series = if labels.is_empty() {
+                format!("{name} ")
+            } else {
+                format!("{name}{{{}}} ", labels.join(","))
+            };
+            assert!(
+                text.lines().any(|l| l.starts_with(&series)),
+                "/metrics lacks the series {series}:\n{text}"
+            );
+        }
+    }
+    // The process, read at the scrape.
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("/metrics lacks {name}:\n{text}"))
+    };
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert!(value("memory_usage_bytes") > 0.0);
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    assert!(value("process_open_fds") > 0.0);
+    assert!((0.0..=100.0 * 512.0).contains(&value("cpu_usage_percent")));
+    assert!(text.contains("# HELP process_cpu_seconds_total "));
 }
 
 #[tokio::test]
@@ -94,9 +147,9 @@ pub(crate) async fn http_metrics_label_route_templates_and_fold_invented_methods
     };
     assert!(
         text.lines().any(|l| l.starts_with(
-            r#"http_requests_total{method="GET",path="/players/{player_id}/progress",status="404"}"#
+            r#"http_requests_total{method="GET",path="/players/{player_id}/progress",status="404",service="all"}"#
         )),
-        "the route template, not the player, labels a request:\n{text}"
+        "the route template, not the player, labels a request, and the role is its service:\n{text}"
     );
     assert!(
         series(r#"method="other""#),

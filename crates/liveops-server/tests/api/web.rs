@@ -1,5 +1,5 @@
-//! The web role (issue 5): the pages and their assets come from the binary, with the headers
-//! that make them safe and cheap to reload.
+//! The web role: the pages and their assets come from the binary, with the headers that make
+//! them safe and cheap to reload.
 
 use crate::helpers::*;
 
@@ -81,4 +81,40 @@ pub(crate) async fn the_vendored_chart_library_ships_with_its_licence() {
     let licence = app.get("/assets/vendor/uplot/LICENSE").await;
     assert_eq!(licence.status, 200);
     assert!(licence.text.contains("MIT License"));
+}
+
+#[tokio::test]
+pub(crate) async fn the_api_reference_renders_the_openapi_document_with_the_vendored_bundle() {
+    let app = spawn_app().await;
+    let r = app.get("/docs").await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/html"));
+    assert!(
+        r.text.contains(r#"spec-url="/openapi.json""#),
+        "/docs does not point at the document:\n{}",
+        r.text
+    );
+    let csp = r.header("content-security-policy").unwrap_or("");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    let bundle = "/assets/vendor/redoc/redoc.standalone.js";
+    assert!(r.text.contains(bundle), "/docs does not load {bundle}");
+    assert!(
+        !r.text.contains("http://") && !r.text.contains("https://"),
+        "/docs loads nothing from elsewhere"
+    );
+    let js = app.get(bundle).await;
+    assert_eq!(js.status, 200);
+    assert!(js
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/javascript"));
+    assert!(js.text.len() > 100_000 && js.text.contains("Redoc"));
+    let licence = app.get("/assets/vendor/redoc/LICENSE").await;
+    assert_eq!(licence.status, 200);
+    assert!(licence.text.contains("MIT License"));
+    assert_eq!(app.get("/openapi.json").await.status, 200);
 }
