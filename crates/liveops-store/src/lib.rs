@@ -324,7 +324,7 @@ pub enum ResolveOutcome {
         flag: FlagRecord,
         event: Option<LoggedEvent>,
     },
-    /// The event is not (or no longer) quarantined.
+    /// The event is not quarantined: it never was, or it is already released or rejected.
     NotQuarantined(FlagRecord),
     NotFound,
 }
@@ -428,7 +428,7 @@ pub trait BoardSource: Send + Sync + 'static {
     /// release applied to the live boards after a reset must leave that period's board alone
     /// when the event is at or below it, as [`period_xp`](Self::period_xp) does in a rebuild.
     async fn reset_after(&self, period: &Period) -> Result<Option<u64>, StoreError>;
-    /// Records an operator reset of a period: events up to `after_seq` no longer count on it.
+    /// Records an operator reset of a period: events up to `after_seq` stop counting on it.
     async fn reset_period(
         &self,
         period: &Period,

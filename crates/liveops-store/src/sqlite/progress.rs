@@ -34,10 +34,7 @@ fn cursor_of(conn: &Connection, consumer: &str) -> rusqlite::Result<u64> {
 
 /// A player's progress row. The writer's apply path leaves `drops` empty (drops live in
 /// `player_drops`); the read API fills them in with [`recent_drops`].
-fn load_progress(
-    conn: &Connection,
-    player: &str,
-) -> Result<Option<StoredProgress>, StoreError> {
+fn load_progress(conn: &Connection, player: &str) -> Result<Option<StoredProgress>, StoreError> {
     let row = conn
         .prepare_cached(
             "SELECT xp, level, boss_kills, updated_at_ms FROM player_progress WHERE player_id = ?1",
@@ -205,10 +202,7 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-fn load_receipt(
-    conn: &Connection,
-    receipt_id: &str,
-) -> Result<Option<Receipt>, StoreError> {
+fn load_receipt(conn: &Connection, receipt_id: &str) -> Result<Option<Receipt>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT receipt_id, player_id, item, sig, timestamp FROM receipts WHERE receipt_id = ?1")?
         .query_row([receipt_id], |r| {

@@ -110,7 +110,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX suspicious_events_player ON suspicious_events (player_id, seq);
     "#,
-    // 5: operator resets of a leaderboard period: events up to after_seq no longer count.
+    // 5: operator resets of a leaderboard period: events up to after_seq stop counting.
     r#"
     CREATE TABLE leaderboard_resets (
         window    TEXT NOT NULL,
