@@ -1,4 +1,7 @@
-//! `liveops loadgen`: signed load against a server on this machine (SPEC section 9).
+//! The load generator behind `liveops loadgen`: signed load against a server on this machine
+//! (SPEC section 9). The binary parses [`Args`] (a `clap::Args`, flattened into its subcommand)
+//! and calls [`run`], which prints the report and returns an error only when the run could not
+//! start (bad flags, no server, no secret).
 //!
 //! - [`options`]: the flags and the resolved [`options::Plan`] (loopback only, always bounded).
 //! - [`payload`]: event bodies and signed requests written into reused buffers.
@@ -37,6 +40,8 @@ use payload::{EventWriter, RequestWriter};
 use report::{Report, Stats};
 use worker::Shared;
 
+/// Runs the load (or the fairness scenario) that `args` describe and prints its report on
+/// standard output: a table, or one JSON object with `--json`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let plan = Arc::new(Plan::from_args(&args)?);
     let secret = args.key.resolve()?;

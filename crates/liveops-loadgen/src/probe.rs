@@ -374,7 +374,7 @@ fn answer_reason(prefix: &str, status: u16, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::loadgen::options::{Bound, Mix, Pace};
+    use crate::options::{Bound, Mix, Pace};
     use std::sync::atomic::{AtomicU32, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};

@@ -639,8 +639,8 @@ fn duration_us(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::loadgen::options::{Bound, Mix};
-    use crate::cmd::loadgen::probe::ProbeOutcome;
+    use crate::options::{Bound, Mix};
+    use crate::probe::ProbeOutcome;
 
     fn plan(batch: bool) -> Plan {
         Plan {
