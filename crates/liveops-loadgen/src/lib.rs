@@ -8,7 +8,8 @@
 //! - [`http`]: a minimal keep-alive HTTP/1.1 connection, cheap per request.
 //! - [`worker`]: the open-loop scheduler and the per-connection workers.
 //! - [`probe`]: `--probe-visibility`, how soon an accepted event shows on the leaderboard.
-//! - [`report`]: counters, percentiles, the table, `--json` and hints.
+//! - [`stats`]: what a run measured (counters, latencies, percentiles).
+//! - [`report`]: the table, `--json` and hints.
 //! - [`fairness`]: `--scenario fairness`, honest players and cheaters against the fairness guard.
 //!
 //! The generator shares the machine with the server, so every microsecond it spends per request
@@ -32,12 +33,14 @@ mod options;
 mod payload;
 mod probe;
 mod report;
+mod stats;
 mod worker;
 
 pub use options::Args;
 use options::{Bound, Pace, Plan, Scenario};
 use payload::{EventWriter, RequestWriter};
-use report::{Report, Stats};
+use report::Report;
+use stats::Stats;
 use worker::Shared;
 
 /// Runs the load (or the fairness scenario) that `args` describe and prints its report on

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::http::{Conn, TransportError};
 use super::options::Plan;
 use super::payload::SignedPost;
-use super::report::error_code;
+use super::stats::error_code;
 
 /// How long a probe waits for its event to show before it counts as a timeout.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);

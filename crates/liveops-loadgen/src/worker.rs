@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::http::{Conn, TransportError};
 use super::options::{Bound, Pace, Plan};
 use super::payload::RequestWriter;
-use super::report::Stats;
+use super::stats::Stats;
 
 /// Tokio timers have millisecond resolution; a request due within this margin is sent at once
 /// rather than after a sleep that could overshoot by a millisecond. Its latency then counts from

@@ -12,7 +12,9 @@ use liveops_domain::PlayerId;
 
 use super::boards::MemoryLeaderboards;
 use crate::error::HotStateError;
-use crate::leaderboards::{ApplyOutcome, BoardEvent, BoardPage, Entry, FinishedPeriod, Leaderboards};
+use crate::leaderboards::{
+    ApplyOutcome, BoardEvent, BoardPage, Entry, FinishedPeriod, Leaderboards,
+};
 
 /// The last log seq and the last release number the boards include.
 #[derive(Debug, Clone, Copy)]

@@ -24,8 +24,8 @@
 //! - [`score`]: the table rows and the report.
 
 mod scenario;
-mod send;
 mod score;
+mod send;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use super::scenario::{Kind, Label, PlannedEvent};
 use super::send::SEND_DEADLINE;
 use super::Options;
 use crate::options::Plan;
-use crate::report::error_code;
+use crate::stats::error_code;
 
 /// What the gateway answered to one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

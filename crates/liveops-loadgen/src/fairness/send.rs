@@ -184,7 +184,9 @@ async fn get_flags(plan: &Plan, conn: &mut Option<Conn>, query: &str) -> anyhow:
 
 /// Waits until the flag total has been stable for [`SETTLE_STABLE`] (at most [`SETTLE_MAX`]),
 /// then pages in every flag: event id -> rule.
-pub(super) async fn collect_flags(plan: &Plan) -> anyhow::Result<(HashMap<String, String>, u64, Duration)> {
+pub(super) async fn collect_flags(
+    plan: &Plan,
+) -> anyhow::Result<(HashMap<String, String>, u64, Duration)> {
     let mut conn = None;
     let start = Instant::now();
     let mut last = get_flags(plan, &mut conn, "limit=1").await?.total;

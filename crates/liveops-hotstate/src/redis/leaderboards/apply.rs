@@ -13,7 +13,11 @@ use crate::error::HotStateError;
 use crate::leaderboards::{ApplyOutcome, BoardEvent};
 
 impl RedisLeaderboards {
-    pub(super) async fn apply_batch(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError> {
+    pub(super) async fn apply_batch(
+        &self,
+        events: &[BoardEvent],
+        upto: u64,
+    ) -> Result<ApplyOutcome, HotStateError> {
         let mut periods: Vec<Period> = Vec::new();
         let mut index: HashMap<(Window, i64), usize> = HashMap::new();
         let mut event_args: Vec<String> = Vec::with_capacity(events.len() * (4 + 3));
@@ -130,7 +134,11 @@ impl RedisLeaderboards {
         }
     }
 
-    pub(super) async fn erase_player(&self, player: &PlayerId, upto: u64) -> Result<bool, HotStateError> {
+    pub(super) async fn erase_player(
+        &self,
+        player: &PlayerId,
+        upto: u64,
+    ) -> Result<bool, HotStateError> {
         // The tombstone first, then the boards as they are after it: an apply before the
         // tombstone is in those boards and is removed below, an apply after it skips the player.
         let mut inv = self.erase.prepare_invoke();

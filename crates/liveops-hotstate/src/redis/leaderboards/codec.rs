@@ -55,7 +55,10 @@ fn player_of(name: String) -> Result<PlayerId, HotStateError> {
 }
 
 /// Entries from a flat ZRANGE WITHSCORES answer whose first element is at 0-based `first`.
-pub(super) fn entries(first: u64, rows: Vec<(String, String)>) -> Result<Vec<Entry>, HotStateError> {
+pub(super) fn entries(
+    first: u64,
+    rows: Vec<(String, String)>,
+) -> Result<Vec<Entry>, HotStateError> {
     rows.into_iter()
         .zip(first..)
         .map(|((name, score), pos)| {

@@ -45,7 +45,9 @@ use redis::Script;
 
 use super::RedisConn;
 use crate::error::HotStateError;
-use crate::leaderboards::{ApplyOutcome, BoardEvent, BoardPage, Entry, FinishedPeriod, Leaderboards};
+use crate::leaderboards::{
+    ApplyOutcome, BoardEvent, BoardPage, Entry, FinishedPeriod, Leaderboards,
+};
 use codec::{corrupt, parse_member};
 
 /// Members per ZADD / ZRANGE when moving whole boards.

@@ -94,7 +94,11 @@ impl RedisLeaderboards {
         Ok(())
     }
 
-    pub(super) async fn reset_board(&self, window: Window, now: DateTime<Utc>) -> Result<(), HotStateError> {
+    pub(super) async fn reset_board(
+        &self,
+        window: Window,
+        now: DateTime<Utc>,
+    ) -> Result<(), HotStateError> {
         let period = self.period(window, now);
         let mut pipe = redis::pipe();
         pipe.cmd("DEL")

@@ -10,7 +10,10 @@ use crate::error::HotStateError;
 use crate::leaderboards::{Entry, FinishedPeriod};
 
 impl RedisLeaderboards {
-    pub(super) async fn claim_ended(&self, now: DateTime<Utc>) -> Result<Vec<FinishedPeriod>, HotStateError> {
+    pub(super) async fn claim_ended(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<FinishedPeriod>, HotStateError> {
         let now_ms = now.timestamp_millis();
         let candidates: Vec<String> = self
             .conn
