@@ -7,7 +7,10 @@
 //!   dev secret the server writes to `$DATA_DIR/hmac_secret`).
 //! - [`client`]: [`Client`], which signs and sends requests and hands back the raw status and the
 //!   parsed JSON body whatever the status, so tests can assert on refusals as easily as on success.
+//! - [`cli`]: the flags and helpers the signing commands share ([`cli::KeyArgs`], the default
+//!   URL, reading `FILE|-`).
 
+pub mod cli;
 pub mod client;
 pub mod headers;
 pub mod secret;

@@ -18,10 +18,37 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use liveops_domain::window::{Calendar, Period, Window};
 use liveops_domain::PlayerId;
+use serde::Serialize;
 
-use crate::board_index::Entry;
-use crate::boards::{BoardPage, FinishedPeriod};
 use crate::error::HotStateError;
+
+/// A row of a leaderboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// 1-based.
+    pub rank: u64,
+    pub player_id: PlayerId,
+    pub score: i64,
+}
+
+/// One page of the current board, read in one step so `total` and `entries` agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardPage {
+    pub period: Period,
+    pub total: u64,
+    /// The latest `received_at` applied to this board; `None` while it is empty or was loaded.
+    pub updated_at: Option<DateTime<Utc>>,
+    pub entries: Vec<Entry>,
+}
+
+/// The final standings of an ended period, to be archived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedPeriod {
+    pub period: Period,
+    /// Every entry, by rank.
+    pub entries: Vec<Entry>,
+}
 
 /// One log event as the boards see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,4 +190,20 @@ pub trait Leaderboards: Send + Sync + 'static {
         cursor: u64,
         released: u64,
     ) -> Result<(), HotStateError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_serialises_in_camel_case() {
+        let e = Entry {
+            rank: 1,
+            player_id: PlayerId::parse("alice").expect("a valid id"),
+            score: 5,
+        };
+        let json = serde_json::to_string(&e).expect("an entry serialises");
+        assert_eq!(json, r#"{"rank":1,"playerId":"alice","score":5}"#);
+    }
 }

@@ -8,8 +8,6 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, RateLimiter};
 
 use crate::error::HotStateError;
 
@@ -58,45 +56,4 @@ pub trait RateLimits: Send + Sync + 'static {
 /// Rounds a wait up to whole seconds for `Retry-After` (at least 1).
 pub fn retry_after_secs(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-}
-
-/// GCRA in process memory (`governor`), idle keys forgotten by [`RateLimits::clean`].
-pub struct MemoryRateLimits {
-    /// `None` when the limit is disabled.
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
-    clock: DefaultClock,
-}
-
-impl MemoryRateLimits {
-    /// `quota = None` disables the limit.
-    pub fn new(quota: Option<Quota>) -> Self {
-        let quota = quota
-            .and_then(|q| governor::Quota::with_period(q.interval()).map(|g| g.allow_burst(q.max)));
-        Self {
-            limiter: quota.map(RateLimiter::keyed),
-            clock: DefaultClock::default(),
-        }
-    }
-}
-
-#[async_trait]
-impl RateLimits for MemoryRateLimits {
-    async fn check(&self, key: &str) -> Result<Option<Duration>, HotStateError> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(None);
-        };
-        // The owned key is governor's: its keyed store needs `K: Clone + Hash + Eq`.
-        Ok(limiter
-            .check_key(&key.to_string())
-            .err()
-            .map(|not_until| not_until.wait_time_from(self.clock.now())))
-    }
-
-    async fn clean(&self) -> Result<(), HotStateError> {
-        if let Some(l) = &self.limiter {
-            l.retain_recent();
-            l.shrink_to_fit();
-        }
-        Ok(())
-    }
 }

@@ -25,7 +25,7 @@ enum Command {
     /// Print the signature headers for an event file, for use with curl.
     Sign(cmd::sign::Args),
     /// Generate signed load against a running server and report throughput and latency.
-    Loadgen(cmd::loadgen::Args),
+    Loadgen(liveops_loadgen::Args),
     /// Apply the store's schema migrations and exit.
     Migrate(Box<cmd::migrate::Args>),
     /// Rebuild the current leaderboards from the system of record and print them.
@@ -36,9 +36,9 @@ enum Command {
     VerifyReceipt(cmd::verify_receipt::Args),
 }
 
-/// mimalloc instead of glibc's malloc: the request path allocates small, short-lived buffers
-/// on several threads, where glibc's arena locking and consolidation showed as ~15% of the
-/// server's CPU in `perf` (second session).
+/// mimalloc rather than glibc's malloc: the request path allocates small, short-lived buffers
+/// on several threads, where glibc's arena locking and consolidation take ~15% of the server's
+/// CPU (`perf record` on `liveops serve` under `liveops loadgen`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => cmd::serve::run(*args).await,
             Command::Send(args) => cmd::send::run(args).await,
             Command::Sign(args) => cmd::sign::run(args).await,
-            Command::Loadgen(args) => cmd::loadgen::run(args).await,
+            Command::Loadgen(args) => liveops_loadgen::run(args).await,
             Command::Migrate(args) => cmd::migrate::run(*args).await,
             Command::Rebuild(args) => cmd::rebuild::run(*args).await,
             Command::Snapshot(args) => cmd::snapshot::run(*args).await,

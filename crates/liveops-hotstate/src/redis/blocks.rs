@@ -1,6 +1,7 @@
 //! [`RedisBlockList`]: one hash `{<ns>}:blocks`, player -> end of the block in unix ms, or
 //! `forever` until an operator unblocks. Expiry is judged with the injected clock (the same
-//! one that set the block), and `prune` deletes expired entries in one script.
+//! one that set the block), and `prune` deletes expired entries in one script
+//! (`lua/blocks_prune.lua`); `load` replaces the hash in one (`lua/blocks_load.lua`).
 
 use std::sync::Arc;
 
@@ -14,25 +15,6 @@ use crate::blocks::{holds, BlockList, Until};
 use crate::error::HotStateError;
 
 const FOREVER: &str = "forever";
-
-/// KEYS: the hash. ARGV: pairs of (player, value). Replaces the whole hash.
-const LOAD: &str = r#"
-redis.call('DEL', KEYS[1])
-for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-"#;
-
-/// KEYS: the hash. ARGV: now ms. Deletes the blocks that ended.
-const PRUNE: &str = r#"
-local all = redis.call('HGETALL', KEYS[1])
-local now = tonumber(ARGV[1])
-local n = 0
-for i = 1, #all, 2 do
-  local until_ms = tonumber(all[i + 1])
-  if until_ms and until_ms <= now then redis.call('HDEL', KEYS[1], all[i]); n = n + 1 end
-end
-return n
-"#;
 
 /// The hash of blocks, shared with the player gate's script.
 pub(super) fn blocks_key(namespace: &str) -> String {
@@ -69,8 +51,8 @@ impl RedisBlockList {
             conn,
             key: blocks_key(namespace),
             clock,
-            load: Script::new(LOAD),
-            prune: Script::new(PRUNE),
+            load: Script::new(include_str!("lua/blocks_load.lua")),
+            prune: Script::new(include_str!("lua/blocks_prune.lua")),
         }
     }
 }

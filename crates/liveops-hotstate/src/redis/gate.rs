@@ -1,8 +1,8 @@
 //! [`RedisPlayerGate`]: the block and the flood bucket of a player in one script on one Redis
-//! node, one command per event instead of two. The keys are those of [`super::RedisBlockList`]
+//! node (`lua/admit.lua`), one command per event rather than two. The keys are those of [`super::RedisBlockList`]
 //! and of the `flood` [`super::RedisRateLimits`], so blocks set, cleared and pruned through the
 //! block list hold here at once. A Redis Cluster keeps the two in different slots; there the
-//! gate is a [`crate::SeparateGate`] over those two (see [`super::RedisHotState::player_gate`]).
+//! gate is a [`crate::memory::SeparateGate`] over those two (see [`super::RedisHotState::player_gate`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +19,8 @@ use crate::error::HotStateError;
 use crate::gate::{Admission, PlayerGate};
 use crate::rate_limit::Quota;
 
-/// KEYS: the player's flood bucket, the block hash. ARGV: T (us), N (0: no flood limit), the
-/// player. Returns {allowed, wait in us, the player's block end or nil}.
-const ADMIT_CALL: &str = r#"
-local r = {1, 0}
-if ARGV[2] ~= '0' then r = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])) end
-r[3] = redis.call('HGET', KEYS[2], ARGV[3])
-return r
-"#;
+/// The block read and the flood draw (`lua/admit.lua`), appended to the GCRA function.
+const ADMIT_CALL: &str = include_str!("lua/admit.lua");
 
 pub struct RedisPlayerGate {
     conn: RedisConn,

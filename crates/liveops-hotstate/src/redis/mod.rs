@@ -4,13 +4,15 @@
 //!   a `REDIS_URL` holding a comma-separated list of node URLs means a cluster.
 //! - [`RedisLeaderboards`], [`RedisIdempotencyKeys`], [`RedisRateLimits`], [`RedisBlockList`],
 //!   and [`RedisPlayerGate`] (a player's block and flood bucket in one script).
+//! - `lua/`: the scripts, one `.lua` file each, with a header saying what it does, its KEYS and
+//!   its ARGV.
 //!
 //! Every key starts with the namespace (`NAMESPACE`), inside a hash tag where several keys must
 //! share a cluster slot: `{<ns>:lb}:...` for the boards, `{<ns>}:blocks`, and plain
 //! `<ns>:idem:...`, `<ns>:rl:...` for the single-key guards so they spread over the cluster.
 //! Every command sent is counted in `redis_operations_total`, and every request is bounded by
 //! [`REQUEST_TIMEOUT`], so a dead Redis turns into [`HotStateError::Unavailable`] in about a
-//! second (the gateway answers 503 with `Retry-After`) instead of a hung request.
+//! second (the gateway answers 503 with `Retry-After`) rather than a hung request.
 
 mod blocks;
 mod gate;
@@ -34,7 +36,8 @@ pub use leaderboards::RedisLeaderboards;
 pub use rate_limit::RedisRateLimits;
 
 use crate::error::HotStateError;
-use crate::gate::{PlayerGate, SeparateGate};
+use crate::gate::PlayerGate;
+use crate::memory::SeparateGate;
 use crate::rate_limit::Quota;
 
 /// The longest any one request (a command, a pipeline, a script) may take, including a

@@ -1,4 +1,5 @@
-//! [`RedisRateLimits`]: GCRA in one Lua script, so every gateway shares one bucket per key.
+//! [`RedisRateLimits`]: GCRA in one Lua script (`lua/gcra.lua`), so every gateway shares one
+//! bucket per key.
 //!
 //! The key holds the bucket's theoretical arrival time (TAT) in microseconds; the time is
 //! Redis's own `TIME`, so gateways with skewed clocks still agree. A request is allowed when
@@ -15,24 +16,12 @@ use super::RedisConn;
 use crate::error::HotStateError;
 use crate::rate_limit::{Quota, RateLimits};
 
-/// GCRA as a Lua function, shared by this script and the player gate's
-/// (`super::gate`): `gcra(key, T in microseconds, N)` returns {1, 0} allowed or {0, wait in us}.
-pub(super) const GCRA_FN: &str = r#"
-local function gcra(key, interval, burst)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local tat = tonumber(redis.call('GET', key) or now)
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local allow_at = new_tat - burst * interval
-  if allow_at > now then return {0, allow_at - now} end
-  redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-  return {1, 0}
-end
-"#;
+/// GCRA as a Lua function (`lua/gcra.lua`), prepended to this script and the player gate's
+/// (`super::gate`).
+pub(super) const GCRA_FN: &str = include_str!("lua/gcra.lua");
 
-/// KEYS: the bucket. ARGV: T (microseconds), N.
-const GCRA_CALL: &str = "return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))";
+/// One request against one bucket (`lua/rate_limit.lua`).
+const GCRA_CALL: &str = include_str!("lua/rate_limit.lua");
 
 /// The key prefix of the limit named `name`; the limited key (an IP, a player) follows.
 pub(super) fn limit_prefix(namespace: &str, name: &str) -> String {

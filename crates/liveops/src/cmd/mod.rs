@@ -1,5 +1,4 @@
 pub mod boards;
-pub mod loadgen;
 pub mod migrate;
 pub mod rebuild;
 pub mod send;

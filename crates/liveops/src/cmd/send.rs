@@ -5,10 +5,11 @@
 use std::io::Write;
 
 use anyhow::Context;
+use liveops_client::cli::{read_input, KeyArgs, DEFAULT_URL};
 use liveops_client::{ApiResponse, Client, ClientConfig};
 use serde_json::{json, Value};
 
-use super::sign::{read_input, target_path, KeyArgs, DEFAULT_URL};
+use super::sign::target_path;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

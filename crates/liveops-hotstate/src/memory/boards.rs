@@ -9,39 +9,21 @@
 //! writer of the daily board does not stall readers of the weekly one. No reader holds two locks
 //! at once, so there is no lock order to get wrong; the price is that an event shows up on the
 //! windows one after the other rather than atomically, which no reader can rely on anyway.
-//! Writers through the [`Leaderboards`] port also hold the cursor mutex (always taken first),
-//! which makes a batch and its cursor move one step for other writers.
+//! Writers through the [`Leaderboards`](crate::Leaderboards) port also hold the cursor mutex
+//! (always taken first, see [`super::leaderboards`]), which makes a batch and its cursor move one
+//! step for other writers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use liveops_domain::window::{Calendar, Period, Window};
 use liveops_domain::PlayerId;
 use parking_lot::{Mutex, RwLock};
 
-use crate::board_index::{BoardIndex, Entry};
-use crate::error::HotStateError;
-use crate::leaderboards::{ApplyOutcome, BoardEvent, Leaderboards};
-
-/// The final standings of an ended period, to be archived.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FinishedPeriod {
-    pub period: Period,
-    /// Every entry, by rank.
-    pub entries: Vec<Entry>,
-}
-
-/// One page of the current board, read under a single lock so `total` and `entries` agree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BoardPage {
-    pub period: Period,
-    pub total: u64,
-    /// The latest `received_at` applied to this board; `None` while it is empty or was loaded.
-    pub updated_at: Option<DateTime<Utc>>,
-    pub entries: Vec<Entry>,
-}
+use super::board_index::BoardIndex;
+use super::leaderboards::Cursors;
+use crate::leaderboards::{BoardPage, Entry, FinishedPeriod};
 
 /// Live boards for the enabled windows. Share it as `Arc<MemoryLeaderboards>`.
 #[derive(Debug)]
@@ -49,20 +31,15 @@ pub struct MemoryLeaderboards {
     calendar: Calendar,
     /// Indexed like [`Window::ALL`]; `None` for a window not in `LB_WINDOWS`.
     slots: [Option<Slot>; 3],
-    /// The last log seq and the last release number the boards include (the [`Leaderboards`]
-    /// cursors); `None` until the first [`Leaderboards::replace`]. Held for a whole batch so the
-    /// batch and the cursor move together.
-    cursor: Mutex<Option<Cursors>>,
+    /// The last log seq and the last release number the boards include (the
+    /// [`Leaderboards`](crate::Leaderboards) cursors); `None` until the first
+    /// [`replace`](crate::Leaderboards::replace). Held for a whole batch so the batch and the
+    /// cursor move together.
+    pub(super) cursor: Mutex<Option<Cursors>>,
     /// Erased players and the log seq their erasure covers (see
-    /// [`Leaderboards::remove_player`]); dropped once the log cursor passes it. Locked after
-    /// `cursor`.
-    erased: Mutex<HashMap<PlayerId, u64>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Cursors {
-    log: u64,
-    released: u64,
+    /// [`remove_player`](crate::Leaderboards::remove_player)); dropped once the log cursor
+    /// passes it. Locked after `cursor`.
+    pub(super) erased: Mutex<HashMap<PlayerId, u64>>,
 }
 
 #[derive(Debug)]
@@ -401,171 +378,6 @@ impl MemoryLeaderboards {
             *slot.boards.write() = WindowBoards::default();
             slot.version.fetch_add(1, Ordering::Release);
         }
-    }
-}
-
-#[async_trait]
-impl Leaderboards for MemoryLeaderboards {
-    fn calendar(&self) -> &Calendar {
-        &self.calendar
-    }
-
-    fn windows(&self) -> Vec<Window> {
-        MemoryLeaderboards::windows(self)
-    }
-
-    fn is_enabled(&self, window: Window) -> bool {
-        MemoryLeaderboards::is_enabled(self, window)
-    }
-
-    async fn page(
-        &self,
-        window: Window,
-        now: DateTime<Utc>,
-        offset: usize,
-        limit: usize,
-    ) -> Result<BoardPage, HotStateError> {
-        Ok(MemoryLeaderboards::page(self, window, now, offset, limit))
-    }
-
-    async fn rank_of(
-        &self,
-        window: Window,
-        now: DateTime<Utc>,
-        player: &PlayerId,
-    ) -> Result<Option<Entry>, HotStateError> {
-        Ok(MemoryLeaderboards::rank_of(self, window, now, player))
-    }
-
-    async fn around(
-        &self,
-        window: Window,
-        now: DateTime<Utc>,
-        player: &PlayerId,
-        k: usize,
-    ) -> Result<Option<Vec<Entry>>, HotStateError> {
-        Ok(MemoryLeaderboards::around(self, window, now, player, k))
-    }
-
-    async fn entries_for(
-        &self,
-        window: Window,
-        now: DateTime<Utc>,
-        players: &[PlayerId],
-    ) -> Result<Vec<Entry>, HotStateError> {
-        Ok(MemoryLeaderboards::entries_for(self, window, now, players))
-    }
-
-    async fn total(&self, window: Window, now: DateTime<Utc>) -> Result<u64, HotStateError> {
-        Ok(MemoryLeaderboards::total(self, window, now))
-    }
-
-    async fn version(&self, window: Window) -> Result<u64, HotStateError> {
-        Ok(MemoryLeaderboards::version(self, window))
-    }
-
-    async fn cursor(&self) -> Result<Option<u64>, HotStateError> {
-        Ok(self.cursor.lock().map(|c| c.log))
-    }
-
-    async fn released_cursor(&self) -> Result<Option<u64>, HotStateError> {
-        Ok(self.cursor.lock().map(|c| c.released))
-    }
-
-    async fn apply(&self, events: &[BoardEvent], upto: u64) -> Result<ApplyOutcome, HotStateError> {
-        let mut cursor = self.cursor.lock();
-        let Some(c) = cursor.as_mut() else {
-            return Ok(ApplyOutcome::NotBuilt);
-        };
-        let at = c.log;
-        let mut erased = self.erased.lock();
-        let (mut counted, mut skipped, mut late) = (0, 0, Vec::new());
-        for e in events {
-            let is_erased = || erased.get(&e.player).is_some_and(|upto| e.seq <= *upto);
-            if e.seq <= at || is_erased() {
-                skipped += 1;
-                continue;
-            }
-            counted += 1;
-            late.extend(MemoryLeaderboards::apply(
-                self,
-                &e.player,
-                e.xp,
-                e.received_at,
-            ));
-        }
-        c.log = at.max(upto);
-        let log = c.log;
-        erased.retain(|_, upto| *upto > log);
-        Ok(ApplyOutcome::Applied {
-            counted,
-            skipped,
-            late,
-        })
-    }
-
-    async fn apply_released(
-        &self,
-        release: u64,
-        event: &BoardEvent,
-        except: &[Window],
-    ) -> Result<ApplyOutcome, HotStateError> {
-        let mut cursor = self.cursor.lock();
-        let Some(c) = cursor.as_mut() else {
-            return Ok(ApplyOutcome::NotBuilt);
-        };
-        if release <= c.released {
-            return Ok(ApplyOutcome::Applied {
-                counted: 0,
-                skipped: 1,
-                late: Vec::new(),
-            });
-        }
-        c.released = release;
-        let late = self.apply_except(&event.player, event.xp, event.received_at, except);
-        Ok(ApplyOutcome::Applied {
-            counted: 1,
-            skipped: 0,
-            late,
-        })
-    }
-
-    async fn roll_over(&self, now: DateTime<Utc>) -> Result<Vec<FinishedPeriod>, HotStateError> {
-        Ok(MemoryLeaderboards::roll_over(self, now))
-    }
-
-    async fn reset(&self, window: Window, now: DateTime<Utc>) -> Result<(), HotStateError> {
-        let _cursor = self.cursor.lock();
-        MemoryLeaderboards::reset(self, window, now);
-        Ok(())
-    }
-
-    async fn remove_player(&self, player: &PlayerId, upto: u64) -> Result<bool, HotStateError> {
-        let cursor = self.cursor.lock();
-        if cursor.is_none_or(|c| upto > c.log) {
-            let mut erased = self.erased.lock();
-            let covered = erased.entry(player.clone()).or_insert(upto);
-            *covered = (*covered).max(upto);
-        }
-        Ok(MemoryLeaderboards::remove_player(self, player))
-    }
-
-    async fn replace(
-        &self,
-        boards: Vec<(Period, Vec<(PlayerId, i64)>)>,
-        cursor: u64,
-        released: u64,
-    ) -> Result<(), HotStateError> {
-        let mut at = self.cursor.lock();
-        self.clear_all();
-        for (period, rows) in boards {
-            self.load(period, rows);
-        }
-        *at = Some(Cursors {
-            log: cursor,
-            released,
-        });
-        Ok(())
     }
 }
 

@@ -199,7 +199,7 @@ impl RequestWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::loadgen::options::{Bound, Pace};
+    use crate::options::{Bound, Pace};
     use liveops_domain::event::Event;
     use serde_json::Value;
     use std::time::Duration;

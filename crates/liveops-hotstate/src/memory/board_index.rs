@@ -8,11 +8,12 @@
 //!
 //! Player names are `CompactString`s: an id of up to 24 bytes (the common case; the SPEC allows
 //! 50) lives inside the key itself. Every score change compares its key with others of the same
-//! score (ties are common: small XP totals cluster) and probes the map; with the name behind a
-//! pointer each of those was a cache miss, and they were most of the boards' time under load.
-//! Inline names need no allocation of their own; a key is 8 bytes larger than with the shared
-//! `Arc<str>` names they replaced, 12-16% more memory at a million players (the README's RSS
-//! row). An id over 24 bytes is allocated per board and copied per score change, as the rare case.
+//! score (ties are common: small XP totals cluster) and probes the map, and under load those
+//! comparisons are most of the boards' time; a name behind a pointer would make each of them a
+//! cache miss. Inline names need no allocation of their own; the price is a key 8 bytes larger
+//! than one holding a shared `Arc<str>`, 12-16% more memory at a million players (measured with
+//! `examples/board_rss.rs`). An id over 24 bytes is allocated per board and copied per score
+//! change, as the rare case.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -20,17 +21,8 @@ use std::collections::HashMap;
 use compact_str::CompactString;
 
 use liveops_domain::PlayerId;
-use serde::Serialize;
 
-/// A row of a leaderboard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Entry {
-    /// 1-based.
-    pub rank: u64,
-    pub player_id: PlayerId,
-    pub score: i64,
-}
+use crate::leaderboards::Entry;
 
 /// Ordering key: derives the SPEC order because `Reverse` flips the score and `str` compares
 /// bytewise, which for the ASCII-only `PlayerId` alphabet is plain ascending order.
@@ -41,7 +33,7 @@ type Key = (Reverse<i64>, CompactString);
 /// keeps updates cheap while rank and paging stay logarithmic (measured with `benches/boards.rs`).
 const NODE_SIZE: usize = 128;
 
-/// The ranking of one period. Not synchronised: [`crate::MemoryLeaderboards`] puts it behind a lock.
+/// The ranking of one period. Not synchronised: [`super::MemoryLeaderboards`] puts it behind a lock.
 #[derive(Debug, Clone)]
 pub struct BoardIndex {
     order: indexset::BTreeSet<Key>,
@@ -64,7 +56,7 @@ impl BoardIndex {
         }
     }
 
-    /// A board whose B-tree nodes hold at most `capacity` keys (the default is 1024). Small nodes
+    /// A board whose B-tree nodes hold at most `capacity` keys (not `NODE_SIZE`). Small nodes
     /// let tests exercise node splits with a handful of players. Clamped to at least 4:
     /// indexset 0.16 splits a full node at half its `Vec` capacity, which for 1- or 2-key nodes
     /// can exceed the length (a `Vec` grows to 4 slots at once) and panics.
@@ -93,10 +85,11 @@ impl BoardIndex {
             .collect();
         keys.sort_unstable();
         // Appending sorted keys only ever touches the B-tree's last node. It leaves the nodes
-        // half full (indexset splits a full node in two and never refills the left half), which
-        // costs about 40 bytes a player (the README's RSS row: rebuilt against built by events)
-        // until later updates fill them; filling them up front (every other key first, then the
-        // rest in between) measured twice as slow, and a fast restart matters more.
+        // half full (indexset splits a full node in two and never refills the left half): about
+        // 40 bytes a player more than a board built by events (`examples/board_rss.rs`, `load`
+        // against `apply`) until later updates fill them. Filling them up front (every other key
+        // first, then the rest in between) makes the rebuild about twice as slow, and a fast
+        // restart matters more.
         let mut order = indexset::BTreeSet::with_maximum_node_size(NODE_SIZE);
         for key in keys {
             order.insert(key);
@@ -362,16 +355,5 @@ mod tests {
         }
         assert_eq!(loaded.entries(), added.entries());
         assert_eq!(ids(&loaded.entries()), ["bob", "carol", "alice"]);
-    }
-
-    #[test]
-    fn entry_serialises_in_camel_case() {
-        let e = Entry {
-            rank: 1,
-            player_id: p("alice"),
-            score: 5,
-        };
-        let json = serde_json::to_string(&e).expect("an entry serialises");
-        assert_eq!(json, r#"{"rank":1,"playerId":"alice","score":5}"#);
     }
 }

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::http::{Conn, TransportError};
 use super::options::Plan;
 use super::payload::SignedPost;
-use super::report::error_code;
+use super::stats::error_code;
 
 /// How long a probe waits for its event to show before it counts as a timeout.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -374,7 +374,7 @@ fn answer_reason(prefix: &str, status: u16, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::loadgen::options::{Bound, Mix, Pace};
+    use crate::options::{Bound, Mix, Pace};
     use std::sync::atomic::{AtomicU32, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};

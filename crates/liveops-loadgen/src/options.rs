@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use liveops_domain::EventType;
 
-use crate::cmd::sign::{KeyArgs, DEFAULT_URL};
+use liveops_client::cli::{KeyArgs, DEFAULT_URL};
 
 /// The largest batch the server accepts (SPEC section 4).
 pub const MAX_BATCH: usize = 500;

@@ -1,11 +1,15 @@
-//! `liveops loadgen`: signed load against a server on this machine (SPEC section 9).
+//! The load generator behind `liveops loadgen`: signed load against a server on this machine
+//! (SPEC section 9). The binary parses [`Args`] (a `clap::Args`, flattened into its subcommand)
+//! and calls [`run`], which prints the report and returns an error only when the run could not
+//! start (bad flags, no server, no secret).
 //!
 //! - [`options`]: the flags and the resolved [`options::Plan`] (loopback only, always bounded).
 //! - [`payload`]: event bodies and signed requests written into reused buffers.
 //! - [`http`]: a minimal keep-alive HTTP/1.1 connection, cheap per request.
 //! - [`worker`]: the open-loop scheduler and the per-connection workers.
 //! - [`probe`]: `--probe-visibility`, how soon an accepted event shows on the leaderboard.
-//! - [`report`]: counters, percentiles, the table, `--json` and hints.
+//! - [`stats`]: what a run measured (counters, latencies, percentiles).
+//! - [`report`]: the table, `--json` and hints.
 //! - [`fairness`]: `--scenario fairness`, honest players and cheaters against the fairness guard.
 //!
 //! The generator shares the machine with the server, so every microsecond it spends per request
@@ -29,14 +33,18 @@ mod options;
 mod payload;
 mod probe;
 mod report;
+mod stats;
 mod worker;
 
 pub use options::Args;
 use options::{Bound, Pace, Plan, Scenario};
 use payload::{EventWriter, RequestWriter};
-use report::{Report, Stats};
+use report::Report;
+use stats::Stats;
 use worker::Shared;
 
+/// Runs the load (or the fairness scenario) that `args` describe and prints its report on
+/// standard output: a table, or one JSON object with `--json`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let plan = Arc::new(Plan::from_args(&args)?);
     let secret = args.key.resolve()?;
