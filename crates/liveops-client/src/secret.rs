@@ -1,17 +1,23 @@
-//! Where the CLI finds the HMAC secret (SPEC section 3).
+//! Where the CLI finds the HMAC secret, and the one implementation of the dev secret file
+//! (SPEC section 3).
 //!
 //! In order: with a key id, the matching entry of `HMAC_KEYS` (`id:secret,...`) and nothing else,
 //! so a typo in the id never silently signs with another key; otherwise `HMAC_SECRET`; otherwise
-//! the dev secret the server generated into `$DATA_DIR/hmac_secret` (its trimmed text); otherwise
-//! the first `HMAC_KEYS` entry, sent with its id. The variables are read once into
-//! [`SecretSources`] so the rules are testable without touching the process environment.
+//! the dev secret the server generated into `$DATA_DIR/hmac_secret`; otherwise the first
+//! `HMAC_KEYS` entry, sent with its id. The variables are read once into [`SecretSources`] so the
+//! rules are testable without touching the process environment.
+//!
+//! The rules of a valid key (at least 32 bytes, the `HMAC_KEYS` syntax, the file's trimmed text)
+//! are `liveops_domain::keys`; this module adds the file IO, which `liveops serve` uses too
+//! ([`load_or_create_dev_secret`]), so the server and the CLI read the same file the same way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use liveops_domain::keys::{self, DevSecret, KeyError, Secret};
+pub use liveops_domain::keys::{parse_hmac_keys, DEV_SECRET_FILE as SECRET_FILE};
 
 /// The default `DATA_DIR` (SPEC section 2).
 pub const DEFAULT_DATA_DIR: &str = "./liveops-data";
-/// The dev secret's file name inside `DATA_DIR`.
-pub const SECRET_FILE: &str = "hmac_secret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -25,10 +31,22 @@ pub enum SecretError {
     NoKeys { key_id: String },
     #[error("key id {key_id:?} is not in HMAC_KEYS (known ids: {known})")]
     UnknownKeyId { key_id: String, known: String },
-    #[error("HMAC_KEYS entry {entry:?} is not of the form id:secret")]
-    BadKeysEntry { entry: String },
-    #[error("{source_name} is empty")]
-    Empty { source_name: String },
+    #[error("HMAC_KEYS: {0}")]
+    Keys(#[source] KeyError),
+    #[error("HMAC_SECRET: {0}")]
+    ShortSecret(#[source] KeyError),
+    #[error("{path} {source} (delete it to have the dev server generate a new one, or set HMAC_SECRET)")]
+    BadDevFile {
+        path: String,
+        #[source]
+        source: KeyError,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The raw inputs of secret resolution.
@@ -94,7 +112,7 @@ impl SecretSources {
 
     pub fn resolve(&self, key_id: Option<&str>) -> Result<ResolvedSecret, SecretError> {
         let keys = match &self.hmac_keys {
-            Some(k) => parse_hmac_keys(k)?,
+            Some(k) => parse_hmac_keys(k).map_err(SecretError::Keys)?,
             None => Vec::new(),
         };
         if let Some(id) = key_id {
@@ -103,57 +121,56 @@ impl SecretSources {
                     key_id: id.to_string(),
                 });
             }
+            let known = keys
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             return match keys.into_iter().find(|(k, _)| k == id) {
                 Some((k, secret)) => Ok(ResolvedSecret {
-                    secret,
-                    key_id: Some(k.clone()),
+                    secret: secret.expose().to_vec(),
                     source: format!("HMAC_KEYS entry {k:?}"),
+                    key_id: Some(k),
                 }),
                 None => Err(SecretError::UnknownKeyId {
                     key_id: id.to_string(),
-                    known: known_ids(self.hmac_keys.as_deref().unwrap_or_default()),
+                    known: if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known
+                    },
                 }),
             };
         }
         if let Some(s) = &self.hmac_secret {
+            let secret = keys::signing_secret(s).map_err(SecretError::ShortSecret)?;
             return Ok(ResolvedSecret {
-                secret: s.as_bytes().to_vec(),
+                secret: secret.expose().to_vec(),
                 key_id: None,
                 source: "HMAC_SECRET".to_string(),
             });
         }
         let path = self.secret_file();
-        let file_err = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let trimmed = text.trim();
-                if trimmed.is_empty() {
-                    return Err(SecretError::Empty {
-                        source_name: path.display().to_string(),
-                    });
-                }
+        let missing = match read_dev_secret(&self.data_dir)? {
+            Some(secret) => {
                 return Ok(ResolvedSecret {
-                    secret: trimmed.as_bytes().to_vec(),
+                    secret: secret.expose().to_vec(),
                     key_id: None,
                     source: path.display().to_string(),
-                });
+                })
             }
-            Err(e) => e,
+            None => path,
         };
         if let Some((id, secret)) = keys.into_iter().next() {
             return Ok(ResolvedSecret {
-                secret,
+                secret: secret.expose().to_vec(),
                 source: format!("HMAC_KEYS entry {id:?} (the first one)"),
                 key_id: Some(id),
             });
         }
-        let why = if file_err.kind() == std::io::ErrorKind::NotFound {
-            "does not exist".to_string()
-        } else {
-            format!("cannot be read ({file_err})")
-        };
         Err(SecretError::NotFound {
-            path: path.display().to_string(),
-            why,
+            path: missing.display().to_string(),
+            why: "does not exist".to_string(),
         })
     }
 }
@@ -163,43 +180,58 @@ pub fn resolve_secret(key_id: Option<&str>) -> Result<ResolvedSecret, SecretErro
     SecretSources::from_env().resolve(key_id)
 }
 
-/// Parses `HMAC_KEYS` (`id:secret,id2:secret2`). The secret is everything after the first `:`;
-/// blank entries are skipped.
-pub fn parse_hmac_keys(s: &str) -> Result<Vec<(String, Vec<u8>)>, SecretError> {
-    let mut out = Vec::new();
-    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        match entry.split_once(':') {
-            Some((id, secret)) if !id.trim().is_empty() && !secret.is_empty() => {
-                out.push((id.trim().to_string(), secret.as_bytes().to_vec()));
-            }
-            _ => {
-                // Only the id is echoed: the entry may hold a secret.
-                let shown = entry.split(':').next().unwrap_or_default();
-                return Err(SecretError::BadKeysEntry {
-                    entry: format!("{shown}:..."),
-                });
-            }
-        }
+/// The dev secret in `data_dir`, if its file exists; a file that cannot be read or holds a
+/// secret shorter than 32 bytes is an error, never silently replaced.
+pub fn read_dev_secret(data_dir: &Path) -> Result<Option<Secret>, SecretError> {
+    let path = data_dir.join(SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => keys::dev_secret_from_file(&text)
+            .map(Some)
+            .map_err(|source| SecretError::BadDevFile {
+                path: path.display().to_string(),
+                source,
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SecretError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
     }
-    Ok(out)
 }
 
-fn known_ids(keys: &str) -> String {
-    let ids: Vec<&str> = keys
-        .split(',')
-        .filter_map(|e| e.trim().split_once(':').map(|(id, _)| id.trim()))
-        .filter(|id| !id.is_empty())
-        .collect();
-    if ids.is_empty() {
-        "none".to_string()
-    } else {
-        ids.join(", ")
+/// The dev secret in `data_dir`, created (with the directory) on first use: what `liveops
+/// serve` signs with when `HMAC_SECRET` is unset outside `ENV=prod`.
+pub fn load_or_create_dev_secret(data_dir: &Path) -> Result<DevSecret, SecretError> {
+    let path = data_dir.join(SECRET_FILE);
+    if let Some(secret) = read_dev_secret(data_dir)? {
+        return Ok(DevSecret {
+            secret,
+            path,
+            created: false,
+        });
     }
+    let io = |source| SecretError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let text = keys::new_dev_secret_text(rand::random());
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    std::fs::write(&path, &text).map_err(io)?;
+    Ok(DevSecret {
+        secret: Secret::new(text.into_bytes()),
+        path,
+        created: true,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ENV_SECRET: &str = "from-env-0123456789abcdef0123456789";
+    const FILE_SECRET: &str = "from-file-0123456789abcdef0123456789";
+    const ONE: &str = "one-0123456789abcdef0123456789abcdef";
+    const TWO: &str = "two:with:colons-0123456789abcdef0123";
 
     fn sources(secret: Option<&str>, keys: Option<&str>, dir: &std::path::Path) -> SecretSources {
         SecretSources {
@@ -212,20 +244,42 @@ mod tests {
     #[test]
     fn hmac_secret_wins_over_the_dev_file() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("hmac_secret"), "from-file\n").unwrap();
-        let r = sources(Some("from-env"), None, dir.path())
+        std::fs::write(dir.path().join("hmac_secret"), format!("{FILE_SECRET}\n")).unwrap();
+        let r = sources(Some(ENV_SECRET), None, dir.path())
             .resolve(None)
             .unwrap();
-        assert_eq!(r.secret, b"from-env");
+        assert_eq!(r.secret, ENV_SECRET.as_bytes());
         assert_eq!(r.key_id, None);
+    }
+
+    #[test]
+    fn a_short_hmac_secret_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = sources(Some("short"), None, dir.path())
+            .resolve(None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("HMAC_SECRET: must be at least 32 bytes"), "{err}");
     }
 
     #[test]
     fn dev_file_is_read_trimmed() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("hmac_secret"), "  abc123 \n").unwrap();
+        std::fs::write(dir.path().join("hmac_secret"), format!("  {FILE_SECRET} \n")).unwrap();
         let r = sources(None, None, dir.path()).resolve(None).unwrap();
-        assert_eq!(r.secret, b"abc123");
+        assert_eq!(r.secret, FILE_SECRET.as_bytes());
+    }
+
+    #[test]
+    fn a_short_dev_file_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hmac_secret"), "abc\n").unwrap();
+        let err = sources(None, None, dir.path())
+            .resolve(None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hmac_secret") && err.contains("32 bytes"), "{err}");
+        assert!(load_or_create_dev_secret(dir.path()).is_err());
     }
 
     #[test]
@@ -239,15 +293,27 @@ mod tests {
     }
 
     #[test]
+    fn the_dev_secret_is_created_once_and_then_read_by_server_and_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let first = load_or_create_dev_secret(&data).unwrap();
+        assert!(first.created);
+        assert_eq!(first.path, data.join("hmac_secret"));
+        assert_eq!(first.secret.len(), 64);
+        let second = load_or_create_dev_secret(&data).unwrap();
+        assert!(!second.created);
+        assert_eq!(first.secret, second.secret);
+        let cli = sources(None, None, &data).resolve(None).unwrap();
+        assert_eq!(cli.secret, first.secret.expose());
+    }
+
+    #[test]
     fn key_id_picks_the_rotated_key() {
         let dir = tempfile::tempdir().unwrap();
-        let s = sources(
-            Some("default"),
-            Some("k1:one, k2:two:with:colons"),
-            dir.path(),
-        );
+        let keys = format!("k1:{ONE}, k2:{TWO}");
+        let s = sources(Some(ENV_SECRET), Some(&keys), dir.path());
         let r = s.resolve(Some("k2")).unwrap();
-        assert_eq!(r.secret, b"two:with:colons");
+        assert_eq!(r.secret, TWO.as_bytes());
         assert_eq!(r.key_id.as_deref(), Some("k2"));
         let err = s.resolve(Some("k3")).unwrap_err().to_string();
         assert!(err.contains("k1, k2"), "{err}");
@@ -256,7 +322,7 @@ mod tests {
     #[test]
     fn key_id_without_hmac_keys_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = sources(Some("x"), None, dir.path())
+        let err = sources(Some(ENV_SECRET), None, dir.path())
             .resolve(Some("k1"))
             .unwrap_err();
         assert!(matches!(err, SecretError::NoKeys { .. }));
@@ -265,20 +331,23 @@ mod tests {
     #[test]
     fn first_rotated_key_is_the_last_resort() {
         let dir = tempfile::tempdir().unwrap();
-        let r = sources(None, Some("k1:one,k2:two"), dir.path())
+        let keys = format!("k1:{ONE},k2:{TWO}");
+        let r = sources(None, Some(&keys), dir.path())
             .resolve(None)
             .unwrap();
-        assert_eq!(r.secret, b"one");
+        assert_eq!(r.secret, ONE.as_bytes());
         assert_eq!(r.key_id.as_deref(), Some("k1"));
     }
 
     #[test]
-    fn malformed_keys_do_not_echo_the_secret() {
-        let err = parse_hmac_keys("k1:one,oops").unwrap_err().to_string();
-        assert!(err.contains("oops"), "{err}");
-        let err = parse_hmac_keys("k1:").unwrap_err().to_string();
-        assert!(!err.contains("one"), "{err}");
-        assert_eq!(parse_hmac_keys(" , ").unwrap(), vec![]);
+    fn malformed_keys_name_the_variable_and_do_not_echo_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = sources(None, Some("k1:not-long-enough"), dir.path())
+            .resolve(None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("HMAC_KEYS: key \"k1\""), "{err}");
+        assert!(!err.contains("not-long-enough"), "{err}");
     }
 
     #[test]

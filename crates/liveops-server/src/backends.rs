@@ -10,6 +10,7 @@
 //! `app.rs`, independently of these.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use liveops_store::{
 };
 use tokio::sync::{broadcast, watch};
 
-use crate::config::{Bus, Config, Database};
+use crate::config::{Bus, Config, Database, Secret};
 use crate::leader::Election;
 
 /// The adapters, built once from the configuration.
@@ -51,8 +52,7 @@ pub struct Services {
 impl Services {
     /// Embedded defaults: SQLite and files in `DATA_DIR`.
     pub fn embedded(cfg: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
-        let store = SqliteStore::open(&cfg.data_dir)
-            .with_context(|| format!("opening the SQLite store in {}", cfg.data_dir.display()))?;
+        let store = open_sqlite(&cfg.data_dir)?;
         Ok(Services {
             log: Arc::new(store.clone()),
             history: Arc::new(store.clone()),
@@ -61,11 +61,7 @@ impl Services {
             board_source: Arc::new(store.clone()),
             admin: Arc::new(store.clone()),
             fairness: Arc::new(store),
-            archive: Arc::new(FileArchive::new(
-                cfg.archive_dir
-                    .clone()
-                    .unwrap_or_else(|| cfg.data_dir.join("archive")),
-            )),
+            archive: file_archive(cfg.archive_dir.as_deref(), &cfg.data_dir),
             clock,
             election: Election::Alone,
             postgres: None,
@@ -82,9 +78,7 @@ impl Services {
                 max_connections,
             } => (url, *max_connections),
         };
-        let store = PgStore::connect(url, max_connections)
-            .await
-            .context("connecting to PostgreSQL (DB_URL)")?;
+        let store = connect_postgres(url, max_connections).await?;
         let mut nats = None;
         let (log, external_log): (Arc<dyn EventLog>, bool) = match &cfg.bus {
             Bus::InMem => (Arc::new(store.clone()), false),
@@ -95,7 +89,7 @@ impl Services {
                     duplicate_window: cfg.idemp_ttl.max(Duration::from_secs(600)),
                     ..NatsOptions::default()
                 };
-                let bus = NatsEventLog::connect(url, &cfg.namespace, opts)
+                let bus = NatsEventLog::connect(url.expose_str(), &cfg.namespace, opts)
                     .await
                     .context("connecting to NATS JetStream (BUS_CONN)")?;
                 nats = Some(bus.clone());
@@ -133,6 +127,68 @@ impl Services {
             bus: nats,
         })
     }
+}
+
+/// The system of record and the archive without the bus: what the offline tools (`liveops
+/// rebuild`, `liveops snapshot`) read. They never append, so they need neither the durable log
+/// of a scaled-out deployment nor a leader election.
+pub struct SystemOfRecord {
+    pub progress: Arc<dyn ProgressStore>,
+    pub board_source: Arc<dyn BoardSource>,
+    pub archive: Arc<dyn Archive>,
+}
+
+impl SystemOfRecord {
+    /// The store `database` names, with the archive where `archive_dir` (`ARCHIVE_URL`) puts
+    /// it, as [`Services::connect`] picks them.
+    pub async fn open(
+        database: &Database,
+        data_dir: &Path,
+        archive_dir: Option<&Path>,
+    ) -> anyhow::Result<SystemOfRecord> {
+        Ok(match database {
+            Database::Sqlite => {
+                let store = open_sqlite(data_dir)?;
+                SystemOfRecord {
+                    progress: Arc::new(store.clone()),
+                    board_source: Arc::new(store),
+                    archive: file_archive(archive_dir, data_dir),
+                }
+            }
+            Database::Postgres {
+                url,
+                max_connections,
+            } => {
+                let store = connect_postgres(url, *max_connections).await?;
+                SystemOfRecord {
+                    progress: Arc::new(store.clone()),
+                    board_source: Arc::new(store.clone()),
+                    archive: match archive_dir {
+                        Some(dir) => Arc::new(FileArchive::new(dir.to_path_buf())),
+                        None => Arc::new(store),
+                    },
+                }
+            }
+        })
+    }
+}
+
+fn open_sqlite(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(data_dir)
+        .with_context(|| format!("opening the SQLite store in {}", data_dir.display()))
+}
+
+async fn connect_postgres(url: &Secret, max_connections: u32) -> anyhow::Result<PgStore> {
+    PgStore::connect(url.expose_str(), max_connections)
+        .await
+        .context("connecting to PostgreSQL (DB_URL)")
+}
+
+/// The archive of the embedded store: `ARCHIVE_URL`'s directory, else `DATA_DIR/archive`.
+fn file_archive(archive_dir: Option<&Path>, data_dir: &Path) -> Arc<dyn Archive> {
+    Arc::new(FileArchive::new(
+        archive_dir.map_or_else(|| data_dir.join("archive"), Path::to_path_buf),
+    ))
 }
 
 /// JetStream as the durable log, with the system of record's permanent dedup in front.

@@ -37,4 +37,4 @@ pub mod telemetry;
 pub mod web;
 
 pub use app::{Application, Services};
-pub use config::{Config, RawConfig};
+pub use config::{Config, Settings};

@@ -26,8 +26,8 @@ enum Command {
     Sign(cmd::sign::Args),
     /// Generate signed load against a running server and report throughput and latency.
     Loadgen(liveops_loadgen::Args),
-    /// Apply the store's schema migrations and exit.
-    Migrate(Box<cmd::migrate::Args>),
+    /// Apply the store's schema migrations and exit (takes only the store's settings).
+    Migrate(cmd::migrate::Args),
     /// Rebuild the current leaderboards from the system of record and print them.
     Rebuild(Box<cmd::rebuild::Args>),
     /// Snapshot the current leaderboards from the system of record into the archive.
@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
             Command::Send(args) => cmd::send::run(args).await,
             Command::Sign(args) => cmd::sign::run(args).await,
             Command::Loadgen(args) => liveops_loadgen::run(args).await,
-            Command::Migrate(args) => cmd::migrate::run(*args).await,
+            Command::Migrate(args) => cmd::migrate::run(args).await,
             Command::Rebuild(args) => cmd::rebuild::run(*args).await,
             Command::Snapshot(args) => cmd::snapshot::run(*args).await,
             Command::VerifyReceipt(args) => cmd::verify_receipt::run(args).await,

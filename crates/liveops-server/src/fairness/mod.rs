@@ -30,17 +30,12 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::AnomalyAction;
 use crate::error::ApiError;
 use crate::progression::parse_player;
 use liveops_hotstate::BlockList;
 
 pub const CONSUMER: &str = "fairness";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnomalyAction {
-    Quarantine,
-    Flag,
-}
 
 /// The log as progression and leaderboards see it: decided events only.
 pub struct DecidedLog {

@@ -155,10 +155,12 @@ pub async fn configure(data_dir: &Path, cfg: &mut Config) {
         }
     };
     cfg.database = Database::Postgres {
-        url: pg_url,
+        url: Secret::new(pg_url),
         max_connections: POOL_PER_APP,
     };
-    cfg.bus = Bus::Nats { url: nats_url() };
+    cfg.bus = Bus::Nats {
+        url: Secret::new(nats_url()),
+    };
     cfg.redis_url = Some(Secret::new(redis_url()));
     cfg.namespace = namespace;
 }

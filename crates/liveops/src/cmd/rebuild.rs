@@ -3,8 +3,8 @@
 //! (after a wipe, say); on the embedded defaults the boards live in the server's memory, which
 //! rebuilds them at every start-up, so this command is the offline check that they agree.
 
-use liveops_server::config::Config;
-use liveops_server::RawConfig;
+use liveops_server::backends::SystemOfRecord;
+use liveops_server::config::{CalendarArgs, HotStateArgs, StoreArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,12 +12,18 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     top: usize,
     #[command(flatten)]
-    config: RawConfig,
+    store: StoreArgs,
+    #[command(flatten)]
+    calendar: CalendarArgs,
+    #[command(flatten)]
+    hot_state: HotStateArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = Config::from_raw(args.config).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    let (boards, now, head, _) = super::boards::current_boards(&cfg).await?;
+    let (calendar, windows) = super::boards::calendar(&args.calendar)?;
+    let record = SystemOfRecord::open(&args.store.database(), &args.store.data_dir, None).await?;
+    let boards = super::boards::live_or_in_memory(&args.hot_state, calendar, windows).await?;
+    let (now, head) = super::boards::rebuild(&record, &*boards).await?;
     for w in boards.windows() {
         let page = boards.page(w, now, 0, args.top).await?;
         println!(

@@ -4,21 +4,27 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use liveops_domain::SystemClock;
-use liveops_server::config::{Config, Role, SecretSource};
-use liveops_server::{Application, RawConfig};
+use liveops_server::config::{Role, SecretSource, Settings};
+use liveops_server::Application;
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Run one role (split deployment); needs the scale-out backends.
+    /// Run one role of a split deployment, on that role's own port unless PORT is set; it
+    /// needs DB_URL, BUS_KIND=nats and REDIS_URL, through which the roles share their state.
+    /// all runs every role in this process.
     #[arg(long, value_enum, default_value = "all")]
     role: Role,
     #[command(flatten)]
-    config: RawConfig,
+    settings: Settings,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = Config::from_raw(args.config)
+    let cfg = args
+        .settings
+        .validate(|data_dir| {
+            liveops_client::load_or_create_dev_secret(data_dir).map_err(|e| e.to_string())
+        })
         .and_then(|c| c.with_role(args.role))
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     liveops_server::telemetry::init(&cfg.log_level);
