@@ -92,7 +92,11 @@ pub async fn post_event(State(s): State<Arc<GatewayState>>, signed: SignedEvent)
     if let Some(key) = &key {
         let lookup = s
             .idempotency
-            .check_and_reserve(key, &signed.body, Recorded(vec![Some(event.event_id.clone())]))
+            .check_and_reserve(
+                key,
+                &signed.body,
+                Recorded(vec![Some(event.event_id.clone())]),
+            )
             .await;
         match lookup {
             Err(e) => return ApiError::unavailable(e).into_response(),

@@ -165,3 +165,103 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
     Ok(Some(key.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use utoipa::OpenApi;
+
+    fn document() -> Value {
+        serde_json::to_value(crate::ops::ApiDoc::openapi()).unwrap()
+    }
+
+    /// The schema a `$ref` names, as `#/components/schemas/<name>`.
+    fn referenced(content: &Value) -> &str {
+        content["application/json"]["schema"]["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_signed_routes_document_their_bodies_and_every_status() {
+        let doc = document();
+        let routes = [
+            (
+                "/events",
+                "EventEnvelope",
+                vec![("202", "EventAnswer"), ("208", "EventAnswer")],
+            ),
+            (
+                "/events/batch",
+                "BatchRequest",
+                vec![("200", "BatchAnswer")],
+            ),
+            (
+                "/rewards/claim",
+                "ClaimRequest",
+                vec![("200", "ReceiptBody")],
+            ),
+        ];
+        for (path, request, answers) in routes {
+            let op = &doc["paths"][path]["post"];
+            assert_eq!(referenced(&op["requestBody"]["content"]), request, "{path}");
+            for (status, body) in answers {
+                assert_eq!(
+                    referenced(&op["responses"][status]["content"]),
+                    body,
+                    "{path} {status}"
+                );
+            }
+            for status in ["400", "401", "413", "415", "429", "503"] {
+                assert_eq!(
+                    referenced(&op["responses"][status]["content"]),
+                    "ErrorEnvelope",
+                    "{path} {status}"
+                );
+            }
+            let headers: Vec<&str> = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["in"] == "header")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            for header in ["X-Signature", "X-Timestamp", "X-Key-Id", "X-Session"] {
+                assert!(headers.contains(&header), "{path} lacks {header}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_envelope_schema_holds_the_three_payloads_and_optional_fields_are_not_required() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        let envelope = &schemas["EventEnvelope"];
+        let required: Vec<&str> = envelope["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            required,
+            ["type", "playerId", "ts", "payload"],
+            "{envelope}"
+        );
+        let payloads: Vec<&str> = schemas["EventPayload"]["oneOf"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", schemas["EventPayload"]))
+            .iter()
+            .filter_map(|s| s["$ref"].as_str())
+            .collect();
+        assert_eq!(payloads.len(), 3, "{}", schemas["EventPayload"]);
+        // A batch item has `eventId`, `duplicate` and `error` only when they apply.
+        let item = &schemas["ItemResult"];
+        assert_eq!(
+            item["required"],
+            serde_json::json!(["index", "status"]),
+            "{item}"
+        );
+    }
+}

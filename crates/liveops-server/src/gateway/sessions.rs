@@ -183,9 +183,8 @@ pub async fn post_session(
         })?
     };
     let player = match req.player_id {
-        Some(p) => {
-            PlayerId::parse(p).map_err(|m| ApiError::invalid("playerId", format!("playerId {m}")))?
-        }
+        Some(p) => PlayerId::parse(p)
+            .map_err(|m| ApiError::invalid("playerId", format!("playerId {m}")))?,
         None => {
             let suffix: String = (0..10)
                 .map(|_| (b'a' + rand::random::<u8>() % 26) as char)

@@ -240,7 +240,7 @@ pub async fn verify_receipt(
             format!("expected a receipt {{receiptId, playerId, item, sig, timestamp}}: {e}"),
         )
     })?;
-    let (valid, expired) = Receipt::from(receipt)
-        .verify(s.checks.verifier().default_key(), s.clock.now().timestamp());
+    let (valid, expired) =
+        Receipt::from(receipt).verify(s.checks.verifier().default_key(), s.clock.now().timestamp());
     Ok(Json(VerifyAnswer { valid, expired }))
 }

@@ -104,7 +104,14 @@ pub(crate) async fn each_level_grants_gold_and_every_fifth_a_rare_chest() {
     fields.sort_unstable();
     assert_eq!(
         fields,
-        ["eventId", "grantedAt", "item", "level", "receiptId", "rewardId"]
+        [
+            "eventId",
+            "grantedAt",
+            "item",
+            "level",
+            "receiptId",
+            "rewardId"
+        ]
     );
     assert!(pending["receiptId"].is_null());
 }
@@ -195,7 +202,11 @@ pub(crate) async fn claims_must_be_signed() {
     // the size before the signature.
     let r = app
         .client
-        .post_raw("/rewards/claim", b"{}".to_vec(), &[("Content-Type", "text/plain")])
+        .post_raw(
+            "/rewards/claim",
+            b"{}".to_vec(),
+            &[("Content-Type", "text/plain")],
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 415);
@@ -203,7 +214,11 @@ pub(crate) async fn claims_must_be_signed() {
     let big = vec![b' '; 64 * 1024 + 1];
     let r = app
         .client
-        .post_raw("/rewards/claim", big, &[("Content-Type", "application/json")])
+        .post_raw(
+            "/rewards/claim",
+            big,
+            &[("Content-Type", "application/json")],
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 413);
