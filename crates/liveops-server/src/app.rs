@@ -24,7 +24,7 @@ use crate::config::{Config, Role};
 use crate::gateway::auth::Verifier;
 use crate::gateway::failed::FailedEvents;
 use crate::gateway::rate_limit::IpRateLimiter;
-use crate::gateway::GatewayState;
+use crate::gateway::{GatewayState, SignedChecks};
 use crate::leaderboard::LeaderboardState;
 use crate::ops::OpsState;
 use crate::progression::ProgressionState;
@@ -132,27 +132,33 @@ impl Application {
             .load(stored.into_iter().map(|b| (b.player_id, b.until)).collect())
             .await
             .context("loading the block list into the hot state")?;
-        let gateway = GatewayState {
-            log: services.log.clone(),
-            verifier: Arc::new(Verifier::new(&cfg, clock.clone())),
-            idempotency: hot.idempotency.clone(),
-            ip_limiter: Arc::new(IpRateLimiter::new(
+        let failed = Arc::new(FailedEvents::new(FAILED_EVENTS_KEPT));
+        // One set of signed-request checks for ingest and claims.
+        let checks = SignedChecks::new(
+            Verifier::new(&cfg, clock.clone()),
+            IpRateLimiter::new(
                 hot.ip_limits.clone(),
                 cfg.rate_limit_exempt.clone(),
                 cfg.trusted_proxies.clone(),
-            )),
+            ),
+            failed.clone(),
+            clock.clone(),
+        );
+        let gateway = GatewayState {
+            checks: checks.clone(),
+            log: services.log.clone(),
+            idempotency: hot.idempotency.clone(),
             blocks: blocks.clone(),
             session_limiter: hot.sessions.clone(),
             flood: hot.flood.clone(),
             gate: hot.gate.clone(),
-            failed: Arc::new(FailedEvents::new(FAILED_EVENTS_KEPT)),
             clock: clock.clone(),
         };
         let progression = ProgressionState {
             store: services.progress.clone(),
             calendar: calendar.clone(),
             clock: clock.clone(),
-            gateway: gateway.clone(),
+            checks,
         };
         let fairness_cursor = services.progress.cursor(crate::fairness::CONSUMER).await?;
         let (fairness, decided) = crate::fairness::FairnessState::new(
@@ -178,7 +184,7 @@ impl Application {
             token: cfg.admin_token.clone(),
             store: services.admin.clone(),
             blocks,
-            failed: gateway.failed.clone(),
+            failed,
             leaderboards: leaderboards.clone(),
             fairness: fairness.clone(),
             clock: clock.clone(),
@@ -371,7 +377,7 @@ async fn housekeeping(
                 // cheap no-ops (blocks: one small script). A failure only delays the sweep.
                 let swept = [
                     g.idempotency.purge_expired().await,
-                    g.ip_limiter.clean().await,
+                    g.checks.ip_limiter().clean().await,
                     g.flood.clean().await,
                     g.blocks.prune().await,
                     g.session_limiter.clean().await,

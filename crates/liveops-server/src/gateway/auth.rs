@@ -19,7 +19,7 @@ pub struct Verifier {
     tolerance: Duration,
     require_timestamp: bool,
     /// `None` when guest sessions are off (`GUEST_SESSIONS`).
-    pub sessions: Option<super::session::Sessions>,
+    pub sessions: Option<super::sessions::Sessions>,
     clock: Arc<dyn Clock>,
 }
 
@@ -37,7 +37,7 @@ impl Verifier {
             require_timestamp: cfg.require_timestamp,
             sessions: cfg
                 .guest_sessions
-                .then(|| super::session::Sessions::new(cfg.hmac_secret.expose())),
+                .then(|| super::sessions::Sessions::new(cfg.hmac_secret.expose())),
             clock,
         }
     }

@@ -3,14 +3,15 @@
 //!
 //! Exactly once: the store moves this consumer's cursor in the same transaction as the
 //! effects, so after a crash the worker resumes from the last committed batch.
+//!
+//! Claims are signed like events and pass the same signed-request checks
+//! ([`SignedRequest`]); their answers and bodies are typed in [`api`].
 
-use std::net::SocketAddr;
+pub mod api;
+
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{FromRef, Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use liveops_domain::progression::level_progress;
@@ -18,23 +19,37 @@ use liveops_domain::signing::Receipt;
 use liveops_domain::window::{Calendar, Window};
 use liveops_domain::{Clock, PlayerId};
 use liveops_store::{ClaimOutcome, EventLog, ProgressStore};
-use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::gateway::{self, GatewayState};
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::gateway::signed::SignatureHeaders;
+use crate::gateway::{SignedChecks, SignedRequest, MAX_EVENT_BYTES};
+use api::{ClaimRequest, ProgressAnswer, ReceiptBody, RewardsAnswer, VerifyAnswer};
 
 pub const CONSUMER: &str = "progression";
 
+/// The longest `rewardId` a claim may name.
+const MAX_REWARD_ID_LEN: usize = 64;
+
+/// A signed `POST /rewards/claim` request: at most [`MAX_EVENT_BYTES`], like one event.
+pub type SignedClaim = SignedRequest<MAX_EVENT_BYTES>;
+
 #[derive(Clone)]
 pub struct ProgressionState {
+    /// Progress, the reward ledger and claims: the system of record.
     pub store: Arc<dyn ProgressStore>,
+    /// Names the current season in progress answers.
     pub calendar: Arc<Calendar>,
     pub clock: Arc<dyn Clock>,
-    /// Signature checks, rate limits and the failed store are the gateway's; claims are
-    /// signed like events and go through the same checks.
-    pub gateway: GatewayState,
+    /// The signed-request checks claims pass, shared with the gateway; its verifier's default
+    /// key also signs and verifies receipts.
+    pub checks: SignedChecks,
+}
+
+impl FromRef<ProgressionState> for SignedChecks {
+    fn from_ref(state: &ProgressionState) -> Self {
+        state.checks.clone()
+    }
 }
 
 pub fn router(state: ProgressionState) -> Router {
@@ -66,13 +81,17 @@ pub fn parse_player(raw: &str) -> Result<PlayerId, ApiError> {
 }
 
 #[utoipa::path(get, path = "/players/{playerId}/progress", tag = "progression",
-    params(("playerId" = String, Path, description = "3-50 of [A-Za-z0-9_]")),
-    responses((status = 200, description = "{playerId, season, xp, level, xpIntoLevel, xpForNextLevel, bossKills, drops, updatedAt}"),
-               (status = 400, description = "malformed playerId"), (status = 404, description = "unknown player")))]
+    params(("playerId" = String, Path, description = "3 to 50 of [A-Za-z0-9_]")),
+    responses(
+        (status = 200, body = ProgressAnswer, description = "the player's XP, level, boss kills and recent drops"),
+        (status = 400, body = ErrorEnvelope, description = "invalid_request: a malformed playerId"),
+        (status = 404, body = ErrorEnvelope, description = "not_found: no event of this player was applied"),
+        (status = 503, body = ErrorEnvelope, description = "unavailable: the store cannot answer; retry"),
+    ))]
 pub async fn get_progress(
     State(s): State<ProgressionState>,
     Path(player): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProgressAnswer>, ApiError> {
     let player = parse_player(&player)?;
     let stored = s
         .store
@@ -84,29 +103,34 @@ pub async fn get_progress(
             "no progress for player {player}"
         )));
     };
-    let p = &stored.progress;
-    let (into, span) = level_progress(p.xp);
+    let p = stored.progress;
+    let (xp_into_level, xp_for_next_level) = level_progress(p.xp);
     let season = s.calendar.period_at(Window::Seasonal, s.clock.now());
-    Ok(Json(json!({
-        "playerId": player.as_str(),
-        "season": season.id,
-        "xp": p.xp,
-        "level": p.level,
-        "xpIntoLevel": into,
-        "xpForNextLevel": span,
-        "bossKills": p.boss_kills,
-        "drops": p.drops,
-        "updatedAt": stored.updated_at,
-    })))
+    Ok(Json(ProgressAnswer {
+        player_id: player,
+        season: season.id,
+        xp: p.xp,
+        level: p.level,
+        xp_into_level,
+        xp_for_next_level,
+        boss_kills: p.boss_kills,
+        drops: p.drops.into_iter().map(Into::into).collect(),
+        updated_at: stored.updated_at,
+    }))
 }
 
 #[utoipa::path(get, path = "/players/{playerId}/rewards", tag = "progression",
-    params(("playerId" = String, Path)),
-    responses((status = 200, description = "{playerId, pending: [...], claimed: [...]}"), (status = 404, description = "unknown player")))]
+    params(("playerId" = String, Path, description = "3 to 50 of [A-Za-z0-9_]")),
+    responses(
+        (status = 200, body = RewardsAnswer, description = "the player's pending and claimed rewards"),
+        (status = 400, body = ErrorEnvelope, description = "invalid_request: a malformed playerId"),
+        (status = 404, body = ErrorEnvelope, description = "not_found: no event of this player was applied"),
+        (status = 503, body = ErrorEnvelope, description = "unavailable: the store cannot answer; retry"),
+    ))]
 pub async fn get_rewards(
     State(s): State<ProgressionState>,
     Path(player): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RewardsAnswer>, ApiError> {
     let player = parse_player(&player)?;
     let rewards = s
         .store
@@ -124,120 +148,99 @@ pub async fn get_rewards(
             "no progress for player {player}"
         )));
     }
-    let (claimed, pending): (Vec<_>, Vec<_>) =
-        rewards.into_iter().partition(|r| r.receipt_id.is_some());
-    Ok(Json(
-        json!({"playerId": player.as_str(), "pending": pending, "claimed": claimed}),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ClaimBody {
-    player_id: String,
-    reward_id: String,
+    let (claimed, pending): (Vec<_>, Vec<_>) = rewards
+        .into_iter()
+        .map(api::RewardView::from)
+        .partition(|r| r.receipt_id.is_some());
+    Ok(Json(RewardsAnswer {
+        player_id: player,
+        pending,
+        claimed,
+    }))
 }
 
 #[utoipa::path(post, path = "/rewards/claim", tag = "progression",
-    request_body(content = Object, description = "{playerId, rewardId}, signed like events", content_type = "application/json"),
-    responses((status = 200, description = "the receipt {receiptId, playerId, item, sig, timestamp}; the same receipt again on a repeated claim"),
-               (status = 401, description = "signature refused"), (status = 404, description = "the player did not earn this reward")))]
+    request_body(content = ClaimRequest, description = "signed like an event", content_type = "application/json"),
+    params(SignatureHeaders),
+    responses(
+        (status = 200, body = ReceiptBody, description = "the signed receipt; the same receipt again on a repeated claim"),
+        (status = 400, body = ErrorEnvelope, description = "invalid_request: not {playerId, rewardId}, a malformed playerId or rewardId"),
+        (status = 401, body = ErrorEnvelope, description = "missing_signature / invalid_signature / stale_timestamp / invalid_session"),
+        (status = 403, body = ErrorEnvelope, description = "session_player_mismatch: a guest session claims for another player"),
+        (status = 404, body = ErrorEnvelope, description = "not_found: the player did not earn this reward"),
+        (status = 413, body = ErrorEnvelope, description = "payload_too_large: a body over 64 KiB"),
+        (status = 415, body = ErrorEnvelope, description = "unsupported_media_type: not application/json"),
+        (status = 429, body = ErrorEnvelope, description = "rate_limited: the client IP is over RATE_LIMIT_MAX; see Retry-After"),
+        (status = 503, body = ErrorEnvelope, description = "unavailable: the store or the hot state cannot answer; retry"),
+    ))]
 pub async fn claim_reward(
     State(s): State<ProgressionState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let g = &s.gateway;
-    let ip = g.ip_limiter.client_ip(peer.ip(), &headers);
-    let result = async {
-        gateway::check_json_content_type(&headers)?;
-        g.check_ip(ip).await?;
-        let body = gateway::read_body(&headers, body, gateway::MAX_EVENT_BYTES).await?;
-        let session = g.verifier.verify(&headers, &body)?;
-        let req: ClaimBody = serde_json::from_slice(&body).map_err(|e| {
-            let field = if e.to_string().contains("rewardId") {
-                "rewardId"
-            } else {
-                "playerId"
-            };
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("expected {{\"playerId\", \"rewardId\"}}: {e}"),
-            )
-            .with_field(field)
-        })?;
-        let player = parse_player(&req.player_id)?;
-        if let Some(own) = session.filter(|own| *own != player) {
-            return Err(ApiError::new(
-                ErrorCode::SessionPlayerMismatch,
-                format!("this guest session is for player {own}; it cannot claim for {player}"),
-            )
-            .with_field("playerId"));
-        }
-        if req.reward_id.is_empty() || req.reward_id.len() > 64 {
-            return Err(ApiError::invalid(
-                "rewardId",
-                "rewardId must be 1 to 64 characters",
-            ));
-        }
-        let secret = g.verifier.default_key().to_vec();
-        let now = s.clock.now().timestamp();
-        let pid = player.to_string();
-        let make = Box::new(move |item: &str| {
-            Receipt::issue(
-                &secret,
-                uuid::Uuid::now_v7().to_string(),
-                pid,
-                item.to_string(),
-                now,
-            )
-        });
-        match s
-            .store
-            .claim(&player, &req.reward_id, make)
-            .await
-            .map_err(ApiError::unavailable)?
-        {
-            ClaimOutcome::Claimed(r) | ClaimOutcome::AlreadyClaimed(r) => Ok(Json(r)),
-            ClaimOutcome::NotEarned => Err(ApiError::not_found(format!(
-                "player {player} has not earned reward {:?}",
-                req.reward_id
-            ))),
-        }
+    signed: SignedClaim,
+) -> Result<Json<ReceiptBody>, ApiError> {
+    let req: ClaimRequest = serde_json::from_slice(&signed.body).map_err(|e| {
+        let field = if e.to_string().contains("rewardId") {
+            "rewardId"
+        } else {
+            "playerId"
+        };
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("expected {{\"playerId\", \"rewardId\"}}: {e}"),
+        )
+        .with_field(field)
+    })?;
+    let player = parse_player(&req.player_id)?;
+    signed.bind(&player, "claim for")?;
+    if req.reward_id.is_empty() || req.reward_id.len() > MAX_REWARD_ID_LEN {
+        return Err(ApiError::invalid(
+            "rewardId",
+            "rewardId must be 1 to 64 characters",
+        ));
     }
-    .await;
-    match result {
-        Ok(r) => r.into_response(),
-        Err(e) => {
-            if matches!(
-                e.code(),
-                ErrorCode::MissingSignature
-                    | ErrorCode::InvalidSignature
-                    | ErrorCode::StaleTimestamp
-            ) {
-                metrics::counter!("dropped_events_total", "reason" => e.code().as_str())
-                    .increment(1);
-            }
-            e.into_response()
-        }
+    let secret = s.checks.verifier().default_key().to_vec();
+    let now = s.clock.now().timestamp();
+    let pid = player.to_string();
+    let make = Box::new(move |item: &str| {
+        Receipt::issue(
+            &secret,
+            uuid::Uuid::now_v7().to_string(),
+            pid,
+            item.to_string(),
+            now,
+        )
+    });
+    match s
+        .store
+        .claim(&player, &req.reward_id, make)
+        .await
+        .map_err(ApiError::unavailable)?
+    {
+        ClaimOutcome::Claimed(r) | ClaimOutcome::AlreadyClaimed(r) => Ok(Json(r.into())),
+        ClaimOutcome::NotEarned => Err(ApiError::not_found(format!(
+            "player {player} has not earned reward {:?}",
+            req.reward_id
+        ))),
     }
 }
 
 #[utoipa::path(post, path = "/receipts/verify", tag = "progression",
-    request_body(content = Object, description = "a receipt as returned by /rewards/claim", content_type = "application/json"),
-    responses((status = 200, description = "{valid, expired}"), (status = 400, description = "not a receipt")))]
+    request_body(content = ReceiptBody, description = "a receipt as `POST /rewards/claim` answered it", content_type = "application/json"),
+    responses(
+        (status = 200, body = VerifyAnswer, description = "whether the signature matches and whether the receipt is over 24 hours old"),
+        (status = 400, body = ErrorEnvelope, description = "invalid_request: not a receipt"),
+        (status = 413, body = ErrorEnvelope, description = "payload_too_large: a body over 2 MiB"),
+    ))]
 pub async fn verify_receipt(
     State(s): State<ProgressionState>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let receipt: Receipt = serde_json::from_slice(&body).map_err(|e| {
+) -> Result<Json<VerifyAnswer>, ApiError> {
+    let receipt: ReceiptBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidRequest,
             format!("expected a receipt {{receiptId, playerId, item, sig, timestamp}}: {e}"),
         )
     })?;
     let (valid, expired) =
-        receipt.verify(s.gateway.verifier.default_key(), s.clock.now().timestamp());
-    Ok(Json(json!({"valid": valid, "expired": expired})))
+        Receipt::from(receipt).verify(s.checks.verifier().default_key(), s.clock.now().timestamp());
+    Ok(Json(VerifyAnswer { valid, expired }))
 }

@@ -39,6 +39,22 @@ pub(crate) async fn xp_and_levels_follow_the_rules_for_every_event_type() {
     assert_eq!(p["playerId"], "player_xp");
     assert!(p["season"].as_str().unwrap().contains("-Q"));
     assert!(p["updatedAt"].is_string());
+    let mut fields: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "bossKills",
+            "drops",
+            "level",
+            "playerId",
+            "season",
+            "updatedAt",
+            "xp",
+            "xpForNextLevel",
+            "xpIntoLevel"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -82,6 +98,22 @@ pub(crate) async fn each_level_grants_gold_and_every_fifth_a_rare_chest() {
     ];
     assert_eq!(items, expected);
     assert_eq!(r.body["claimed"], json!([]));
+    // A pending reward says so with a null receiptId, not by leaving it out.
+    let pending = r.body["pending"][0].as_object().unwrap();
+    let mut fields: Vec<&str> = pending.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "eventId",
+            "grantedAt",
+            "item",
+            "level",
+            "receiptId",
+            "rewardId"
+        ]
+    );
+    assert!(pending["receiptId"].is_null());
 }
 
 #[tokio::test]
@@ -166,6 +198,31 @@ pub(crate) async fn claims_must_be_signed() {
         .unwrap();
     assert_eq!(r.status, 401);
     assert_eq!(r.error_code(), Some("missing_signature"));
+    // The same checks as events, in the same order: the content type before the signature,
+    // the size before the signature.
+    let r = app
+        .client
+        .post_raw(
+            "/rewards/claim",
+            b"{}".to_vec(),
+            &[("Content-Type", "text/plain")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 415);
+    assert_eq!(r.error_code(), Some("unsupported_media_type"));
+    let big = vec![b' '; 64 * 1024 + 1];
+    let r = app
+        .client
+        .post_raw(
+            "/rewards/claim",
+            big,
+            &[("Content-Type", "application/json")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_code(), Some("payload_too_large"));
 }
 
 #[tokio::test]

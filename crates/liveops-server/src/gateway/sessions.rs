@@ -1,27 +1,49 @@
 //! Guest sessions for browsers (SPEC section 8): `POST /sessions` gives a player id, a token
 //! and a per-session signing key. The browser signs its events with the key and sends
-//! `X-Session: <token>`; such events may only be for the session's own player.
+//! `X-Session: <token>`; such events (and claims) may only be for the session's own player
+//! ([`SignedRequest::bind`](super::signed::SignedRequest::bind)).
 //!
 //! Stateless on purpose: the token carries the player, the expiry and a nonce, MACed with the
 //! server secret, and the key is derived from the token (`HMAC(secret, "session-key:" + token)`),
 //! so any gateway process can check a session without shared state and a restart loses none.
 //! A forged or edited token fails the MAC; an expired one is refused.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::Json;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use liveops_domain::signing::{sign_request, RequestKey};
 use liveops_domain::PlayerId;
-use serde::Serialize;
+use liveops_hotstate::rate_limit::retry_after_secs;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::signed::{check_json_content_type, read_body};
+use super::GatewayState;
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 
 /// How long a guest session lasts.
 pub const SESSION_TTL_SECS: i64 = 3600;
 
-#[derive(Debug, Clone, Serialize)]
+/// The largest `POST /sessions` body read.
+const MAX_SESSION_REQUEST_BYTES: usize = 4096;
+
+/// The answer of `POST /sessions`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuedSession {
+    /// The player the session is for: the one asked for, or a generated `guest_...` id.
+    #[schema(example = "guest_kqzjwtmbae")]
     pub player_id: String,
+    /// Sent as `X-Session` with every signed request of the session.
     pub token: String,
     /// The hex text whose bytes are the HMAC key for this session's requests.
     pub key: String,
+    /// An hour after issue; then open a new session.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -103,6 +125,75 @@ impl Sessions {
         }
         Ok((player, RequestKey::new(self.key_for(token).as_bytes())))
     }
+}
+
+/// The body of `POST /sessions`; an empty body asks for a generated guest id.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionRequest {
+    /// The player to open the session for (3 to 50 of `[A-Za-z0-9_]`); a `guest_...` id is
+    /// generated without it.
+    #[serde(default)]
+    #[schema(min_length = 3, max_length = 50, pattern = "^[A-Za-z0-9_]+$")]
+    pub player_id: Option<String>,
+}
+
+#[utoipa::path(post, path = "/sessions", tag = "gateway",
+    request_body(content = SessionRequest, description = "may be empty: a guest id is then generated", content_type = "application/json"),
+    responses(
+        (status = 200, body = IssuedSession, description = "sign events with `key`, send `X-Session: <token>`"),
+        (status = 400, body = ErrorEnvelope, description = "invalid_request: a malformed body or playerId"),
+        (status = 404, body = ErrorEnvelope, description = "not_found: guest sessions are disabled (GUEST_SESSIONS)"),
+        (status = 413, body = ErrorEnvelope, description = "payload_too_large: a body over 4 KiB"),
+        (status = 415, body = ErrorEnvelope, description = "unsupported_media_type: a body that is not application/json"),
+        (status = 429, body = ErrorEnvelope, description = "rate_limited: too many sessions from this client; see Retry-After"),
+        (status = 503, body = ErrorEnvelope, description = "unavailable: the hot state cannot answer; retry"),
+    ))]
+pub async fn post_session(
+    State(s): State<Arc<GatewayState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IssuedSession>, ApiError> {
+    let ip = s.checks.ip_limiter().client_ip(peer.ip(), &headers);
+    let Some(sessions) = &s.checks.verifier().sessions else {
+        return Err(ApiError::not_found(
+            "guest sessions are disabled on this server (GUEST_SESSIONS)",
+        ));
+    };
+    if let Some(wait) = s
+        .session_limiter
+        .check(&ip.to_string())
+        .await
+        .map_err(ApiError::unavailable)?
+    {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many guest sessions from this client; slow down",
+        )
+        .retry_after(retry_after_secs(wait)));
+    }
+    let body = read_body(&headers, body, MAX_SESSION_REQUEST_BYTES).await?;
+    let req: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SessionRequest::default()
+    } else {
+        check_json_content_type(&headers)?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::invalid("playerId", format!("expected {{\"playerId\"?}}: {e}"))
+        })?
+    };
+    let player = match req.player_id {
+        Some(p) => PlayerId::parse(p)
+            .map_err(|m| ApiError::invalid("playerId", format!("playerId {m}")))?,
+        None => {
+            let suffix: String = (0..10)
+                .map(|_| (b'a' + rand::random::<u8>() % 26) as char)
+                .collect();
+            PlayerId::parse(format!("guest_{suffix}"))
+                .map_err(|m| ApiError::invalid("playerId", m))?
+        }
+    };
+    Ok(Json(sessions.issue(&player, s.clock.now())))
 }
 
 #[cfg(test)]
