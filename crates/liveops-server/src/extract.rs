@@ -109,7 +109,13 @@ impl<S: Paged + Send + Sync> FromRequestParts<S> for Paging {
         let q = raw_query(parts)?;
         Ok(Paging {
             limit: limit_of(&q, state.limit_rule())?,
-            offset: number_param("offset", q.get("offset").map(String::as_str), 0, 0, usize::MAX)?,
+            offset: number_param(
+                "offset",
+                q.get("offset").map(String::as_str),
+                0,
+                0,
+                usize::MAX,
+            )?,
         })
     }
 }
@@ -257,7 +263,11 @@ mod tests {
     fn a_bad_player_id_names_the_field_and_the_rule() {
         let e = parse_player_id("a b").unwrap_err();
         assert_eq!(e.body.field.as_deref(), Some("playerId"));
-        assert!(e.body.message.starts_with("playerId "), "{}", e.body.message);
+        assert!(
+            e.body.message.starts_with("playerId "),
+            "{}",
+            e.body.message
+        );
         assert_eq!(parse_player_id("player_1").unwrap().as_str(), "player_1");
     }
 }

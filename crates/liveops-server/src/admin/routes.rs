@@ -331,11 +331,7 @@ pub async fn audit(
     State(s): State<AdminState>,
     Limit(limit): Limit,
 ) -> Result<Json<AuditLog>, ApiError> {
-    let entries = s
-        .store
-        .audit(limit)
-        .await
-        .map_err(ApiError::unavailable)?;
+    let entries = s.store.audit(limit).await.map_err(ApiError::unavailable)?;
     Ok(Json(AuditLog {
         entries: entries.into_iter().map(AuditRecord::from).collect(),
     }))

@@ -96,10 +96,7 @@ impl Drop for LeadingGuard {
 }
 
 /// Judges one batch, records it and hands it on; returns the new fairness cursor.
-async fn decide(
-    state: &FairnessState,
-    batch: Arc<Vec<LoggedEvent>>,
-) -> Result<u64, StoreError> {
+async fn decide(state: &FairnessState, batch: Arc<Vec<LoggedEvent>>) -> Result<u64, StoreError> {
     let prev = *state.decided_head.borrow();
     let now = state.clock.now();
     let status = match state.action {

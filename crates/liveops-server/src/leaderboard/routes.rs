@@ -150,7 +150,10 @@ pub struct HistoryQuery {
 }
 
 /// The `window` parameter: default weekly, and enabled in `LB_WINDOWS`.
-pub(crate) fn window_param(state: &LeaderboardState, raw: Option<&str>) -> Result<Window, ApiError> {
+pub(crate) fn window_param(
+    state: &LeaderboardState,
+    raw: Option<&str>,
+) -> Result<Window, ApiError> {
     let raw = raw.unwrap_or("weekly");
     let w = Window::parse(raw).ok_or_else(|| {
         ApiError::invalid(
