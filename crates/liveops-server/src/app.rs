@@ -2,6 +2,7 @@
 //! each role's state and runs the HTTP server and the workers (zero2prod's `startup.rs`).
 //! Used by `liveops serve` and by the tests.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use liveops_domain::window::Calendar;
-use liveops_domain::Clock;
+use liveops_domain::{Clock, PlayerId};
 use liveops_hotstate::{
     BlockList, IdempotencyKeys, Leaderboards, MemoryBlockList, MemoryIdempotencyKeys,
     MemoryLeaderboards, MemoryRateLimits, PlayerGate, Quota, RateLimits, RedisHotState,
@@ -161,10 +162,14 @@ impl Application {
             checks,
         };
         let fairness_cursor = services.progress.cursor(crate::fairness::CONSUMER).await?;
+        // Erased players whose in-flight events neither fairness nor the leaderboards apply:
+        // one map, marked by the erasure, read by both workers.
+        let erased: Arc<parking_lot::RwLock<HashMap<PlayerId, u64>>> = Default::default();
         let (fairness, decided) = crate::fairness::FairnessState::new(
             &cfg,
             &services,
             gateway.blocks.clone(),
+            erased.clone(),
             fairness_cursor,
         );
         let leaderboards = LeaderboardState {
@@ -174,7 +179,7 @@ impl Application {
             clock: clock.clone(),
             topn: cfg.lb_topn,
             snapshot_cron: cfg.snapshot_cron.clone(),
-            erased: fairness.erased.clone(),
+            erased,
             applied: Arc::new(tokio::sync::Mutex::new(0)),
         };
         if cfg.admin_token.is_none() {
@@ -185,8 +190,8 @@ impl Application {
             store: services.admin.clone(),
             blocks,
             failed,
-            leaderboards: leaderboards.clone(),
-            fairness: fairness.clone(),
+            boards: Arc::new(crate::leaderboard::BoardControl::new(leaderboards.clone())),
+            review: Arc::new(crate::fairness::Review::new(&fairness)),
             clock: clock.clone(),
         };
         let ops = OpsState {

@@ -13,6 +13,7 @@
 //! - [`admin`]: the admin API under `/admin/*` (blocks, failed events, audit, rebuild).
 //! - [`ops`]: health, readiness, metrics, OpenAPI (SPEC section 8).
 //! - [`error`]: the API error type and the SPEC error codes.
+//! - [`extract`]: request extractors shared by the routes: path ids, paging, typed queries.
 //! - [`edge`]: the layer every request passes: trace id, HTTP metrics, JSON errors, panics.
 //! - [`telemetry`]: JSON logs.
 //! - [`web`]: the operator dashboard `/` and the demo game `/play`, embedded static files.
@@ -26,6 +27,7 @@ pub mod backends;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod extract;
 pub mod fairness;
 pub mod gateway;
 pub mod leader;

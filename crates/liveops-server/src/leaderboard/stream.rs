@@ -1,4 +1,4 @@
-//! `GET /leaderboard/stream?window=` (SPEC section 6, issue 5): the top entries of a window as
+//! `GET /leaderboard/stream?window=` (SPEC section 6): the top entries of a window as
 //! Server-Sent Events, one `leaderboard` event at connect and one after each change.
 //!
 //! Cost model, which is the point of this module: clients never read the boards themselves.
@@ -12,8 +12,8 @@
 //! (noticed at the latest at the next heartbeat write). Concurrent streams are capped by
 //! [`MAX_STREAMS`]; beyond that the answer is 503 with `Retry-After`.
 //!
-//! The body of each event is exactly what `GET /leaderboard` answers for the same parameters:
-//! the snapshot is built by calling that handler, so the two can never drift apart.
+//! The data of each event is exactly what `GET /leaderboard` answers for the same parameters
+//! (a [`BoardPage`]): both are built by the same function, so the two cannot drift apart.
 //!
 //! Shutdown: an open stream would keep the HTTP server's graceful drain waiting forever, so
 //! [`Streams::close`] ends every stream (the composition root calls it when shutdown starts).
@@ -23,18 +23,22 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use liveops_domain::window::Window;
 use parking_lot::Mutex;
+use serde::Deserialize;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
 
-use super::{get_leaderboard, LeaderboardState};
-use crate::error::{ApiError, ErrorCode};
+use super::routes::{board_page, window_param, BoardPage};
+use super::LeaderboardState;
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::extract::{Limit, LimitRule, Paged, Paging, QueryParams};
 
 /// How often a publisher looks at the version counter: at most this many updates per second
 /// per client is 1 / COALESCE (4 per second).
@@ -73,8 +77,6 @@ struct Snapshot {
     json: Arc<str>,
 }
 
-type Params = HashMap<String, String>;
-
 impl Streams {
     pub fn new(board: LeaderboardState) -> Self {
         Streams {
@@ -105,10 +107,17 @@ impl Streams {
     }
 }
 
+impl Paged for Streams {
+    /// As `GET /leaderboard`: 1 to `LB_TOPN` entries, `LB_TOPN` by default.
+    fn limit_rule(&self) -> LimitRule {
+        self.hub.board.limit_rule()
+    }
+}
+
 impl Hub {
-    /// The page for `params` as `GET /leaderboard` answers it, with the version it reflects.
-    /// Also the validation of the stream's parameters: same rules, same 400s.
-    async fn snapshot(&self, window: Window, params: Params) -> Result<Snapshot, ApiError> {
+    /// The first `limit` entries of `window` as `GET /leaderboard` answers them, with the
+    /// version they reflect.
+    async fn snapshot(&self, window: Window, limit: usize) -> Result<Snapshot, ApiError> {
         let version = self
             .board
             .boards
@@ -116,7 +125,8 @@ impl Hub {
             .await
             .map_err(ApiError::unavailable)?;
         let period = self.board.boards.period(window, self.board.clock.now()).id;
-        let axum::Json(body) = get_leaderboard(State(self.board.clone()), Query(params)).await?;
+        let paging = Paging { limit, offset: 0 };
+        let body: BoardPage = board_page(&self.board, window, paging, None).await?;
         let json = serde_json::to_string(&body)
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("snapshot: {e}")))?;
         Ok(Snapshot {
@@ -131,7 +141,6 @@ impl Hub {
     fn subscribe(
         self: &Arc<Self>,
         key: (Window, usize),
-        params: Params,
         first: Snapshot,
     ) -> watch::Receiver<Snapshot> {
         let mut feeds = self.feeds.lock();
@@ -141,15 +150,15 @@ impl Hub {
         let (tx, rx) = watch::channel(first);
         feeds.insert(key, tx.clone());
         drop(feeds);
-        tokio::spawn(publish(self.clone(), key, params, tx));
+        tokio::spawn(publish(self.clone(), key, tx));
         rx
     }
 }
 
 /// Polls the version counter of `key`'s window every [`COALESCE`] and publishes a new snapshot
 /// when it moved or the period changed; exits when the feed has no receivers or at shutdown.
-async fn publish(hub: Arc<Hub>, key: (Window, usize), params: Params, tx: watch::Sender<Snapshot>) {
-    let (window, _) = key;
+async fn publish(hub: Arc<Hub>, key: (Window, usize), tx: watch::Sender<Snapshot>) {
+    let (window, limit) = key;
     let mut tick = tokio::time::interval(COALESCE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -177,7 +186,7 @@ async fn publish(hub: Arc<Hub>, key: (Window, usize), params: Params, tx: watch:
         if version == seen_version && period == seen_period {
             continue;
         }
-        match hub.snapshot(window, params.clone()).await {
+        match hub.snapshot(window, limit).await {
             Ok(s) => {
                 tx.send_replace(s);
             }
@@ -191,54 +200,45 @@ async fn publish(hub: Arc<Hub>, key: (Window, usize), params: Params, tx: watch:
     hub.feeds.lock().remove(&key);
 }
 
-/// The stream's own parameters: `window` and `limit` as in `GET /leaderboard`; `offset` and
-/// `players` are refused rather than ignored, since one feed serves every client of a window.
-fn feed_key(s: &Streams, q: &Params) -> Result<(Window, usize), ApiError> {
-    for name in ["offset", "players"] {
-        if q.contains_key(name) {
+/// The stream's own parameters besides `limit`. `offset` and `players` are refused rather
+/// than ignored, since one feed serves every client of a window.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// daily | weekly | seasonal (default weekly); it must be enabled (`LB_WINDOWS`).
+    pub window: Option<String>,
+    #[param(ignore)]
+    pub offset: Option<String>,
+    #[param(ignore)]
+    pub players: Option<String>,
+}
+
+#[utoipa::path(get, path = "/leaderboard/stream", tag = "leaderboard",
+    params(
+        StreamQuery,
+        ("limit" = Option<usize>, Query, description = "entries per event: 1 to LB_TOPN (default LB_TOPN)"),
+    ),
+    responses(
+        (status = 200, description = "text/event-stream: a `leaderboard` event at connect and after each change, at most 4 per second, whose data is the JSON answer of GET /leaderboard for the same window and limit (the BoardPage schema) and whose id is the board version; `: heartbeat` comments every 15 s", content_type = "text/event-stream"),
+        (status = 400, description = "bad parameter, named in error.field", body = ErrorEnvelope),
+        (status = 503, description = "too many open streams, or the boards did not answer; retry after Retry-After", body = ErrorEnvelope),
+    ))]
+pub async fn stream(
+    State(s): State<Streams>,
+    Limit(limit): Limit,
+    QueryParams(q): QueryParams<StreamQuery>,
+) -> Result<Response, ApiError> {
+    let window = window_param(&s.hub.board, q.window.as_deref())?;
+    for (name, given) in [("offset", &q.offset), ("players", &q.players)] {
+        if given.is_some() {
             return Err(ApiError::invalid(
                 name,
                 format!("{name} is not supported on the stream; use GET /leaderboard"),
             ));
         }
     }
-    // Valid here: `snapshot` already checked both with the rules of GET /leaderboard.
-    let window = q
-        .get("window")
-        .and_then(|w| Window::parse(w))
-        .unwrap_or(Window::Weekly);
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(s.hub.board.topn);
-    Ok((window, limit))
-}
-
-#[utoipa::path(get, path = "/leaderboard/stream", tag = "leaderboard",
-    params(
-        ("window" = Option<String>, Query, description = "daily | weekly | seasonal (default weekly)"),
-        ("limit" = Option<usize>, Query, description = "1..LB_TOPN (default LB_TOPN)"),
-    ),
-    responses(
-        (status = 200, description = "text/event-stream: a `leaderboard` event (data: the JSON of GET /leaderboard, id: the board version) at connect and after each change, at most 4 per second; `: heartbeat` comments every 15 s", content_type = "text/event-stream"),
-        (status = 400, description = "bad parameter, named in error.field"),
-        (status = 503, description = "too many open streams; retry after Retry-After"),
-    ))]
-pub async fn stream(State(s): State<Streams>, Query(q): Query<Params>) -> Response {
-    match open(&s, q).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn open(s: &Streams, q: Params) -> Result<Response, ApiError> {
-    let raw_window = q
-        .get("window")
-        .and_then(|w| Window::parse(w))
-        .unwrap_or(Window::Weekly);
-    // Validates `window` and `limit` exactly as GET /leaderboard does.
-    let first = s.hub.snapshot(raw_window, q.clone()).await?;
-    let key = feed_key(s, &q)?;
+    let key = (window, limit);
+    let first = s.hub.snapshot(window, limit).await?;
     let permit = s.hub.permits.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             ErrorCode::Unavailable,
@@ -246,10 +246,7 @@ async fn open(s: &Streams, q: Params) -> Result<Response, ApiError> {
         )
         .retry_after(5)
     })?;
-    let mut params = Params::new();
-    params.insert("window".into(), key.0.as_str().into());
-    params.insert("limit".into(), key.1.to_string());
-    let rx = s.hub.subscribe(key, params, first);
+    let rx = s.hub.subscribe(key, first);
     let state = Client {
         rx,
         sent_first: false,

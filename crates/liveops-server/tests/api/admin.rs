@@ -1,5 +1,6 @@
-//! SPEC section 8 admin API (this slice: blocks, failed events, audit, rebuild) and the
-//! gateway's 403 for blocked players.
+//! SPEC section 8 admin API: the token, blocks (and the gateway's 403 for blocked players), the
+//! failed-events store, live rebuild, erasure and board reset. Quarantine review (release and
+//! reject) is tested with the fairness guard, in `fairness.rs`.
 
 use serde_json::json;
 
@@ -273,7 +274,7 @@ pub(crate) async fn erasing_a_player_leaves_no_trace_and_keeps_the_boards_exact(
     assert_eq!(fair["baselines"], json!({}));
     let failed = admin_get(&app, "/admin/failed-events").await.body;
     assert!(!failed.to_string().contains("player_gone"), "{failed}");
-    // Exact after a restart too: the log no longer holds them.
+    // Exact after a restart too: the rebuild reads a log without their events.
     let dir = app.stop().await;
     let app = spawn_with(Options {
         data_dir: Some(dir),
@@ -332,4 +333,40 @@ pub(crate) async fn resetting_a_period_empties_that_board_only_and_survives_a_re
     let daily = app.get("/leaderboard?window=daily").await.body;
     assert_eq!(daily["total"], 1, "{daily}");
     assert_eq!(daily["entries"][0]["score"], 5);
+}
+
+#[tokio::test]
+pub(crate) async fn malformed_ids_and_limits_on_admin_routes_are_400_naming_the_field() {
+    let app = admin_app().await;
+    for (r, field) in [
+        (
+            admin_post(&app, "/admin/players/a%20b/block", json!({})).await,
+            "playerId",
+        ),
+        (
+            admin_post(&app, "/admin/players/x/erase", json!({})).await,
+            "playerId",
+        ),
+        (
+            admin_post(&app, "/admin/flags/bad%20id/release", json!({})).await,
+            "eventId",
+        ),
+        (admin_get(&app, "/admin/audit?limit=1001").await, "limit"),
+        (
+            admin_get(&app, "/admin/failed-events?limit=0").await,
+            "limit",
+        ),
+    ] {
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.error_code(), Some("invalid_request"));
+        assert_eq!(r.body["error"]["field"], field, "{}", r.body);
+    }
+    let r = admin_get(&app, "/admin/audit?limit=abc").await;
+    assert_eq!(
+        r.body["error"]["message"],
+        "limit must be an integer from 1 to 1000, got \"abc\""
+    );
+    // Nothing was done, so nothing was audited.
+    let audit = admin_get(&app, "/admin/audit").await.body;
+    assert_eq!(audit["entries"], json!([]), "{audit}");
 }

@@ -300,3 +300,29 @@ pub(crate) async fn a_fresh_players_absurd_first_event_is_judged_against_the_pop
         0
     );
 }
+
+#[tokio::test]
+pub(crate) async fn flag_paging_and_player_ids_are_checked_and_the_page_is_echoed() {
+    let app = spawn_app().await;
+    for (path, field) in [
+        ("/fairness/flags?limit=501", "limit"),
+        ("/fairness/flags?offset=-1", "offset"),
+        ("/fairness/flags?playerId=a%20b", "playerId"),
+        ("/fairness/players/a%20b", "playerId"),
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert_eq!(r.error_code(), Some("invalid_request"), "{path}");
+        assert_eq!(r.body["error"]["field"], field, "{path}");
+    }
+    let page = app.get("/fairness/flags").await.body;
+    assert_eq!(
+        page,
+        json!({"total": 0, "limit": 50, "offset": 0, "flags": []})
+    );
+    let page = app.get("/fairness/flags?limit=7&offset=3").await.body;
+    assert_eq!(
+        (page["limit"].clone(), page["offset"].clone()),
+        (json!(7), json!(3))
+    );
+}

@@ -258,3 +258,27 @@ pub(crate) async fn running_boards_are_snapshotted_on_snapshot_cron() {
         vec![("snap_b".into(), 60), ("snap_a".into(), 40)]
     );
 }
+
+#[tokio::test]
+pub(crate) async fn the_openapi_document_describes_the_leaderboard_answer_as_sent() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json").await.body;
+    let responses = &doc["paths"]["/leaderboard"]["get"]["responses"];
+    assert_eq!(
+        responses["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/BoardPage",
+        "{responses}"
+    );
+    assert_eq!(
+        responses["400"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorEnvelope",
+        "{responses}"
+    );
+    let schema = &doc["components"]["schemas"]["BoardPage"];
+    let mut documented: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    documented.sort();
+    let answer = app.get("/leaderboard").await.body;
+    let mut sent: Vec<&String> = answer.as_object().unwrap().keys().collect();
+    sent.sort();
+    assert_eq!(documented, sent, "{schema}");
+}
