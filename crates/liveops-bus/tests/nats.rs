@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use liveops_bus::testing::{NatsServer, TestBus};
-use liveops_store::testing::skip_or_fail;
 use liveops_bus::{BusError, NatsEventLog, NatsOptions, RoleConsumer, RoleFeed, RoleOptions};
 use liveops_domain::Event;
+use liveops_store::testing::skip_or_fail;
 use liveops_store::{Appended, EventLog, LoggedEvent, NewEvent, StoreError};
 
 fn event(id: &str, player: &str, delta_xp: i64) -> NewEvent {

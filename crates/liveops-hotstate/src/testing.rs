@@ -33,7 +33,7 @@ pub fn unique_namespace() -> String {
 /// this crate cannot reach (it does not depend on the store).
 pub fn engine_missing(engine: &str, why: &dyn std::fmt::Display) {
     use std::io::Write;
-    const ENABLE: &str = "run `.ci/engines` (installs and starts PostgreSQL, Redis and NATS \
+    const ENABLE: &str = "`.ci/engines` (installs and starts PostgreSQL, Redis and NATS \
                           JetStream on 127.0.0.1), or point LIVEOPS_TEST_REDIS at a running Redis";
     let current = std::thread::current();
     let test = current.name().unwrap_or("a test");

@@ -21,7 +21,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What makes the engine tests run on a machine without the engines, named in every skip notice.
 pub const ENABLE_ENGINES: &str =
-    "run `.ci/engines` (installs and starts PostgreSQL, Redis and NATS JetStream on 127.0.0.1), \
+    "`.ci/engines` (installs and starts PostgreSQL, Redis and NATS JetStream on 127.0.0.1), \
      or point LIVEOPS_TEST_PG, LIVEOPS_TEST_REDIS and LIVEOPS_TEST_NATS at running ones";
 
 /// The one rule for a test that cannot run on this machine. Under `CI=true` it panics: CI runs
@@ -149,7 +149,6 @@ impl TempPostgres {
     pub fn url(&self) -> &str {
         &self.url
     }
-
 }
 
 /// Creates a fresh database on `LIVEOPS_TEST_PG` (default [`DEFAULT_TEST_PG`]). `None` (after

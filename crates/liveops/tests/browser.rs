@@ -59,12 +59,16 @@ fn node_major() -> Option<u32> {
 
 /// What is missing to run the browser tests, if anything, and the command that installs it.
 fn missing_prerequisite(e2e: &Path) -> Option<(String, &'static str)> {
-    const NODE: &str = "install Node.js 20 or newer (e.g. from NodeSource), then `cd e2e && npm ci`";
+    const NODE: &str =
+        "install Node.js 20 or newer (e.g. from NodeSource), then `cd e2e && npm ci`";
     match node_major() {
         None => return Some(("node is not installed".into(), NODE)),
         // playwright-core's own requirement.
         Some(v) if v < 20 => {
-            return Some((format!("node {v} is too old (playwright-core needs 20+)"), NODE))
+            return Some((
+                format!("node {v} is too old (playwright-core needs 20+)"),
+                NODE,
+            ))
         }
         Some(_) => {}
     }

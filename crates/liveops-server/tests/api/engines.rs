@@ -189,7 +189,10 @@ fn every_api_test_runs_on_both_deployments_or_says_why() {
     let mut bypassing = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("tests/api") {
         let path = entry.expect("a directory entry").path();
-        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
         if !file.ends_with(".rs") || file == "engines.rs" {
             continue;
         }
@@ -225,8 +228,8 @@ fn apps_under_engines_are_on_the_engines_and_leave_nothing_behind() {
             for engine in ["store", "bus", "redis"] {
                 assert_eq!(ready["checks"][engine], "ok", "{ready}");
             }
-            let (url, namespace) = deployment_of(app.data_dir.path())
-                .expect("the app's data dir has a deployment");
+            let (url, namespace) =
+                deployment_of(app.data_dir.path()).expect("the app's data dir has a deployment");
             let mut db = sqlx::PgConnection::connect(&url)
                 .await
                 .expect("test database");

@@ -525,8 +525,7 @@ async fn refusals_are_counted_by_reason() {
 }
 
 #[api_test]
-async fn player_over_flood_max_per_sec_gets_429_player_flooding_and_nothing_is_applied()
-{
+async fn player_over_flood_max_per_sec_gets_429_player_flooding_and_nothing_is_applied() {
     let app = spawn_with_config(|c| c.flood_max_per_sec = 3).await;
     // Four at once: one after another, a slow append (a JetStream acknowledgement on a loaded
     // machine) can space them out over more than the third of a second that refills one token.

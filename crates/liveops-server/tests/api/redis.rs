@@ -189,10 +189,7 @@ async fn a_release_while_redis_is_unreachable_reaches_the_boards_when_it_is_back
         .await;
     // Counted once: a later event reaches the boards after any catch-up round that could count
     // the release again, and the score is the release's plus that event's, not more.
-    assert_eq!(
-        app.post(&progression("rel-3", player, 1)).await.status,
-        202
-    );
+    assert_eq!(app.post(&progression("rel-3", player, 1)).await.status, 202);
     let r = app
         .eventually(&seasonal, |r| r.body["score"] != 20_100)
         .await;
