@@ -159,6 +159,7 @@ try {
     return { webcrypto: m.hasWebCrypto(), failures: await m.selfTest() };
   });
   check(signing.webcrypto, 'crypto.subtle is missing on http://127.0.0.1 (a secure context)');
+  // The vendored HMAC against the RFC 4231 test vectors, and against WebCrypto.
   check(signing.failures.length === 0, `signing self-test: ${signing.failures.join('; ')}`);
   log(`game: playing as ${player}`);
 
@@ -254,6 +255,31 @@ try {
   await current.waitForTimeout(2200); // the charts need two samples
   await shot(current, 'dashboard-phone');
   log('phone layouts: no sideways scrolling');
+
+  // ---- plain http from another machine on the LAN: no WebCrypto, the vendored HMAC signs
+  // An insecure context as the page sees it: `crypto.subtle` is undefined.
+  const lan = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  await lan.addInitScript(() => Object.defineProperty(Crypto.prototype, 'subtle', { get: () => undefined, configurable: true }));
+  const vendored = [];
+  lan.on('response', (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.startsWith('/assets/vendor/noble-hashes/')) vendored.push(`${path} ${r.status()} ${r.headers()['content-type']}`);
+  });
+  current = await open(lan, '/play', 'game-without-webcrypto');
+  await current.locator('[data-testid=session][data-state=ok]').waitFor();
+  check(await current.evaluate(() => !globalThis.crypto?.subtle), 'crypto.subtle is still defined');
+  const lanPlayer = (await text(current, '[data-testid=player-id]')).trim();
+  for (let i = 0; i < 2; i++) await current.click('[data-testid=click]', { delay: 10 });
+  // The server applies only correctly signed events: 100 XP proves the vendored HMAC.
+  await until(`${lanPlayer}'s two clicks to be applied`, async () => (await json(`/players/${lanPlayer}/progress`)).body?.xp === 100);
+  check(
+    vendored.some((v) => v.startsWith('/assets/vendor/noble-hashes/hmac.js 200 text/javascript')),
+    `the vendored HMAC was not loaded as JavaScript: ${vendored.join('; ') || 'no request'}`,
+  );
+  const lanSelfTest = await current.evaluate(async () => (await import('/assets/js/sign.js')).selfTest());
+  check(lanSelfTest.length === 0, `vendored HMAC self-test: ${lanSelfTest.join('; ')}`);
+  await lan.close();
+  log('game without WebCrypto: signed with the vendored HMAC, RFC 4231 vectors pass');
 
   check(pageErrors.length === 0, `the pages reported errors:\n  ${pageErrors.join('\n  ')}`);
   log(`all browser checks passed; screenshots in ${ARTIFACTS}`);

@@ -5,11 +5,13 @@
 //!   runs never see each other.
 //! - [`NatsServer`]: a private `nats-server -js` on a spare loopback port with its own store
 //!   directory, for tests that stop and restart the engine.
-//! - [`engine_missing`]: the engine-missing rule. When an engine a test needs is unreachable,
-//!   the test fails if `CI=true` and otherwise prints one line and skips.
+//!
+//! When NATS is unreachable a test follows the store's rule,
+//! [`liveops_store::testing::engine_missing`]: it fails under `CI=true` and otherwise skips with
+//! a notice on the terminal.
 
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,16 +21,6 @@ use crate::{BusError, NatsEventLog, NatsOptions};
 /// The NATS the tests use: `LIVEOPS_TEST_NATS`, else the machine's `nats://127.0.0.1:4222`.
 pub fn nats_url() -> String {
     std::env::var("LIVEOPS_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-/// The engine-missing rule: panics (the test fails) when `CI=true`, otherwise prints one line
-/// naming the test and the engine and returns `true` so the test returns early.
-pub fn engine_missing(test: &str, engine: &str, detail: &str) -> bool {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: {engine} is required under CI=true but is unavailable: {detail}");
-    }
-    eprintln!("skipping {test}: {engine} unavailable ({detail})");
-    true
 }
 
 /// Whether something accepts TCP connections at the host:port of `url` within a second.
@@ -67,10 +59,11 @@ pub struct TestBus {
 }
 
 impl TestBus {
-    /// `None` (after the one-line notice) when NATS is unreachable outside CI.
+    /// `None` (after the skip notice) when NATS is unreachable outside CI.
     pub fn new(test: &str) -> Option<Self> {
         let url = nats_url();
-        if !reachable(&url) && engine_missing(test, "NATS", &format!("nothing listens at {url}")) {
+        if !reachable(&url) {
+            liveops_store::testing::engine_missing("NATS", &url);
             return None;
         }
         Some(Self {
@@ -161,18 +154,6 @@ impl NatsServer {
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn store_dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
     }
 
     /// Starts the server (again) on the same port and store; waits up to 10 s for it to listen.

@@ -1,9 +1,9 @@
 //! Helpers for tests that need a Redis (this crate's and the server's).
 //!
-//! The engine-missing rule: when Redis is unreachable and `CI=true`, a test that needs it
-//! fails; otherwise it prints one line and skips. The URL comes from `LIVEOPS_TEST_REDIS`
-//! (default `redis://127.0.0.1:6379`). Each test gets its own namespace, so parallel runs never
-//! see each other's keys, and deletes it afterwards.
+//! The engine-missing rule ([`engine_missing`]): when Redis is unreachable and `CI=true`, a test
+//! that needs it fails; otherwise it writes a skip notice to the terminal and returns early.
+//! The URL comes from `LIVEOPS_TEST_REDIS` (default `redis://127.0.0.1:6379`). Each test gets its
+//! own namespace, so parallel runs never see each other's keys, and deletes it afterwards.
 
 use crate::redis::RedisHotState;
 
@@ -27,13 +27,23 @@ pub fn unique_namespace() -> String {
 }
 
 /// Applies the engine-missing rule to `engine` being unreachable because of `why`: panics
-/// under `CI=true` (a test harness helper, where a panic is the failure), else prints one line
-/// and returns, so the caller skips.
+/// under `CI=true`, else writes `SKIPPED <test>: ...; to run it: ...` to the process's stderr
+/// (libtest captures a passing test's `eprintln!`, which would hide the skip) and returns, so
+/// the caller skips. The same rule and wording as `liveops_store::testing::skip_or_fail`, which
+/// this crate cannot reach (it does not depend on the store).
 pub fn engine_missing(engine: &str, why: &dyn std::fmt::Display) {
+    use std::io::Write;
+    const ENABLE: &str = "`.ci/engines` (installs and starts PostgreSQL, Redis and NATS \
+                          JetStream on 127.0.0.1), or point LIVEOPS_TEST_REDIS at a running Redis";
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a test");
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{engine} is required under CI=true but unreachable: {why}");
+        panic!("{test} cannot run under CI=true: {engine} is not reachable ({why}); to run it: {ENABLE}");
     }
-    eprintln!("skipping: {engine} unreachable ({why}); set CI=true to make this a failure");
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {engine} is not reachable ({why}); to run it: {ENABLE}"
+    );
 }
 
 /// A connection to the test Redis in a fresh namespace, or `None` (after the engine-missing

@@ -3,9 +3,10 @@
 //!
 //! - [`temp_postgres`]: a fresh, uniquely named PostgreSQL database for one test, dropped when
 //!   the returned [`TempPostgres`] is dropped, so parallel runs never see each other.
-//! - [`engine_missing`]: the one rule for a test whose engine is unreachable: under `CI=true`
-//!   it fails (a missing engine in CI is a broken CI), elsewhere it prints a one-line notice and
-//!   the test returns early.
+//! - [`skip_or_fail`]: the one rule for a test that cannot run here (an engine unreachable, a
+//!   browser missing): under `CI=true` it fails (a missing engine in CI is a broken CI),
+//!   elsewhere it writes a notice to the terminal, naming what enables the test, and the test
+//!   returns early; [`engine_missing`] applies it to an engine.
 //! - [`TcpProxy`]: a proxy a test cuts and restores, to take an engine away and bring it back.
 //!
 //! A setup that cannot work (no spare port, a database PostgreSQL refuses to create) panics:
@@ -21,13 +22,35 @@ pub const DEFAULT_TEST_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// How long a test waits for an engine before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Under `CI=true`, panics: the engine must be there. Otherwise prints
-/// `skipping: <engine> not reachable at <detail>` to stderr; the caller then returns.
-pub fn engine_missing(engine: &str, detail: &str) {
+/// What makes the engine tests run on a machine without the engines, named in every skip notice.
+pub const ENABLE_ENGINES: &str =
+    "`.ci/engines` (installs and starts PostgreSQL, Redis and NATS JetStream on 127.0.0.1), \
+     or point LIVEOPS_TEST_PG, LIVEOPS_TEST_REDIS and LIVEOPS_TEST_NATS at running ones";
+
+/// The one rule for a test that cannot run on this machine. Under `CI=true` it panics: CI runs
+/// everything, so a missing prerequisite is a broken CI. Elsewhere it writes
+/// `SKIPPED <test>: <why>; to run it: <enable_with>` to the process's stderr and returns, and the
+/// caller returns early. The notice bypasses libtest's capture (which swallows a passing
+/// test's `eprintln!`), so a skipped test never passes silently.
+pub fn skip_or_fail(why: &str, enable_with: &str) {
+    use std::io::Write;
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a test");
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{engine} not reachable at {detail} (CI=true: engines must be running)");
+        panic!("{test} cannot run under CI=true: {why}; to run it: {enable_with}");
     }
-    eprintln!("skipping: {engine} not reachable at {detail}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {why}; to run it: {enable_with}"
+    );
+}
+
+/// [`skip_or_fail`] for an unreachable engine: `engine` is not reachable at `detail`.
+pub fn engine_missing(engine: &str, detail: &str) {
+    skip_or_fail(
+        &format!("{engine} is not reachable at {detail}"),
+        ENABLE_ENGINES,
+    );
 }
 
 /// A TCP proxy in front of an engine that a test can cut and restore: what an engine that goes
@@ -128,11 +151,6 @@ impl TempPostgres {
     /// The URL of the fresh database.
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    /// The database's name.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 }
 

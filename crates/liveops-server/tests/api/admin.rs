@@ -40,8 +40,8 @@ async fn admin_get(app: &TestApp, path: &str) -> liveops_client::ApiResponse {
         .unwrap()
 }
 
-#[tokio::test]
-pub(crate) async fn admin_routes_are_401_without_the_right_token_or_when_disabled() {
+#[api_test]
+async fn admin_routes_are_401_without_the_right_token_or_when_disabled() {
     let disabled = spawn_app().await;
     let r = disabled.get("/admin/audit").await;
     assert_eq!(r.status, 401);
@@ -61,8 +61,8 @@ pub(crate) async fn admin_routes_are_401_without_the_right_token_or_when_disable
     assert_eq!(admin_get(&app, "/admin/audit").await.status, 200);
 }
 
-#[tokio::test]
-pub(crate) async fn a_blocked_player_gets_403_until_unblocked_and_nothing_is_applied() {
+#[api_test]
+async fn a_blocked_player_gets_403_until_unblocked_and_nothing_is_applied() {
     let app = admin_app().await;
     assert_eq!(
         app.post(&progression("bl-0", "player_bl", 5)).await.status,
@@ -113,8 +113,8 @@ pub(crate) async fn a_blocked_player_gets_403_until_unblocked_and_nothing_is_app
     assert_eq!(audit["entries"][1]["target"], "player_bl");
 }
 
-#[tokio::test]
-pub(crate) async fn a_timed_block_expires_and_blocks_survive_a_restart() {
+#[api_test]
+async fn a_timed_block_expires_and_blocks_survive_a_restart() {
     let clock_start = at(2026, 11, 22, 10);
     let app = spawn_with(Options {
         clock: Some(liveops_domain::ManualClock::new(clock_start)),
@@ -155,8 +155,8 @@ pub(crate) async fn a_timed_block_expires_and_blocks_survive_a_restart() {
     assert_eq!(r.status, 400);
 }
 
-#[tokio::test]
-pub(crate) async fn refused_requests_are_listed_in_the_failed_events_store() {
+#[api_test]
+async fn refused_requests_are_listed_in_the_failed_events_store() {
     let app = admin_app().await;
     let r = app.client.post_event(b"{not json").await.unwrap();
     assert_eq!(r.status, 400);
@@ -178,8 +178,8 @@ pub(crate) async fn refused_requests_are_listed_in_the_failed_events_store() {
     assert_eq!(failed["failed"][0]["field"], "payload.deltaXp");
 }
 
-#[tokio::test]
-pub(crate) async fn a_live_rebuild_leaves_the_boards_exact() {
+#[api_test]
+async fn a_live_rebuild_leaves_the_boards_exact() {
     let app = admin_app().await;
     let mut expected = std::collections::BTreeMap::<String, i64>::new();
     for i in 0..30 {
@@ -215,8 +215,8 @@ pub(crate) async fn a_live_rebuild_leaves_the_boards_exact() {
     assert_eq!(after.status, 200);
 }
 
-#[tokio::test]
-pub(crate) async fn erasing_a_player_leaves_no_trace_and_keeps_the_boards_exact() {
+#[api_test]
+async fn erasing_a_player_leaves_no_trace_and_keeps_the_boards_exact() {
     let app = spawn_with(Options {
         clock: Some(liveops_domain::ManualClock::new(at(2026, 11, 22, 23))),
         configure: Box::new(|c| c.admin_token = Some(liveops_server::config::Secret::new(TOKEN))),
@@ -292,8 +292,8 @@ pub(crate) async fn erasing_a_player_leaves_no_trace_and_keeps_the_boards_exact(
     app.wait_for_xp("player_gone", 5).await;
 }
 
-#[tokio::test]
-pub(crate) async fn resetting_a_period_empties_that_board_only_and_survives_a_restart() {
+#[api_test]
+async fn resetting_a_period_empties_that_board_only_and_survives_a_restart() {
     let app = admin_app().await;
     app.post(&progression("rs-1", "reset_a", 300)).await;
     app.post(&progression("rs-2", "reset_b", 200)).await;
@@ -335,8 +335,8 @@ pub(crate) async fn resetting_a_period_empties_that_board_only_and_survives_a_re
     assert_eq!(daily["entries"][0]["score"], 5);
 }
 
-#[tokio::test]
-pub(crate) async fn malformed_ids_and_limits_on_admin_routes_are_400_naming_the_field() {
+#[api_test]
+async fn malformed_ids_and_limits_on_admin_routes_are_400_naming_the_field() {
     let app = admin_app().await;
     for (r, field) in [
         (

@@ -147,6 +147,40 @@ impl TestApp {
         }
     }
 
+    /// The barrier that shows nothing more is applied for `player`, whose XP is `xp` now: sends
+    /// one more progression event (+1 XP, a server-assigned id) and waits until the player's XP
+    /// moves. A player's events apply in log order, so by then every event accepted before it
+    /// has been applied or dropped, and the XP must be exactly `xp + 1`. A `429` (a test with a
+    /// per-player flood limit) is retried.
+    pub async fn assert_settled_at(&self, player: &str, xp: i64) {
+        let mut barrier = progression("", player, 1);
+        barrier.as_object_mut().map(|e| e.remove("eventId"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.post(&barrier).await;
+            if r.status == 202 {
+                break;
+            }
+            assert!(
+                r.status == 429 && tokio::time::Instant::now() < deadline,
+                "the barrier event is refused: {} {}",
+                r.status,
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let progress = self
+            .eventually(&format!("/players/{player}/progress"), |r| {
+                r.status == 200 && r.body["xp"] != xp
+            })
+            .await;
+        assert_eq!(
+            progress.body["xp"],
+            xp + 1,
+            "{player}: nothing but the barrier event is applied after XP {xp}"
+        );
+    }
+
     /// Waits until the player's progress shows `xp`.
     pub async fn wait_for_xp(&self, player: &str, xp: i64) -> Value {
         self.eventually(&format!("/players/{player}/progress"), |r| {

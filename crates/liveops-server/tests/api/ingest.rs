@@ -7,16 +7,16 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-#[tokio::test]
-pub(crate) async fn accepted_event_is_202_with_its_event_id() {
+#[api_test]
+async fn accepted_event_is_202_with_its_event_id() {
     let app = spawn_app().await;
     let r = app.post(&progression("ev-1", "player_one", 150)).await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.body, json!({"eventId": "ev-1", "status": "accepted"}));
 }
 
-#[tokio::test]
-pub(crate) async fn server_assigns_a_uuid_v7_when_the_event_id_is_missing() {
+#[api_test]
+async fn server_assigns_a_uuid_v7_when_the_event_id_is_missing() {
     let app = spawn_app().await;
     let mut e = progression("x", "player_one", 10);
     e.as_object_mut().unwrap().remove("eventId");
@@ -27,8 +27,8 @@ pub(crate) async fn server_assigns_a_uuid_v7_when_the_event_id_is_missing() {
     assert_eq!(uuid.get_version_num(), 7);
 }
 
-#[tokio::test]
-pub(crate) async fn repeated_event_id_is_208_and_applied_once() {
+#[api_test]
+async fn repeated_event_id_is_208_and_applied_once() {
     let app = spawn_app().await;
     let e = progression("dup-1", "player_dup", 100);
     assert_eq!(app.post(&e).await.status, 202);
@@ -51,8 +51,8 @@ pub(crate) async fn repeated_event_id_is_208_and_applied_once() {
     app.wait_for_xp("player_dup", 101).await;
 }
 
-#[tokio::test]
-pub(crate) async fn same_idempotency_key_and_body_replays_the_original_event_id() {
+#[api_test]
+async fn same_idempotency_key_and_body_replays_the_original_event_id() {
     let app = spawn_app().await;
     let mut e = progression("x", "player_idem", 40);
     e.as_object_mut().unwrap().remove("eventId");
@@ -62,15 +62,11 @@ pub(crate) async fn same_idempotency_key_and_body_replays_the_original_event_id(
     assert_eq!(second.status, 208);
     assert_eq!(second.body["eventId"], first.body["eventId"]);
     app.wait_for_xp("player_idem", 40).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        app.get("/players/player_idem/progress").await.body["xp"],
-        40
-    );
+    app.assert_settled_at("player_idem", 40).await;
 }
 
-#[tokio::test]
-pub(crate) async fn same_idempotency_key_with_another_body_is_409() {
+#[api_test]
+async fn same_idempotency_key_with_another_body_is_409() {
     let app = spawn_app().await;
     assert_eq!(
         app.post_with(
@@ -91,8 +87,8 @@ pub(crate) async fn same_idempotency_key_with_another_body_is_409() {
     assert_eq!(r.error_code(), Some("idempotency_key_reuse"));
 }
 
-#[tokio::test]
-pub(crate) async fn idempotency_key_is_forgotten_after_idemp_ttl() {
+#[api_test]
+async fn idempotency_key_is_forgotten_after_idemp_ttl() {
     let app = spawn_with_config(|c| c.idemp_ttl = Duration::from_millis(300)).await;
     assert_eq!(
         app.post_with(
@@ -113,8 +109,8 @@ pub(crate) async fn idempotency_key_is_forgotten_after_idemp_ttl() {
     assert_eq!(r.status, 202, "{}", r.body);
 }
 
-#[tokio::test]
-pub(crate) async fn overlong_idempotency_key_is_400() {
+#[api_test]
+async fn overlong_idempotency_key_is_400() {
     let app = spawn_app().await;
     let key = "k".repeat(256);
     let r = app
@@ -131,8 +127,8 @@ fn body_of(e: &Value) -> Vec<u8> {
     serde_json::to_vec(e).unwrap()
 }
 
-#[tokio::test]
-pub(crate) async fn missing_signature_is_401() {
+#[api_test]
+async fn missing_signature_is_401() {
     let app = spawn_app().await;
     let r = app
         .client
@@ -147,8 +143,8 @@ pub(crate) async fn missing_signature_is_401() {
     assert_eq!(r.error_code(), Some("missing_signature"));
 }
 
-#[tokio::test]
-pub(crate) async fn wrong_signature_is_401_and_nothing_is_applied() {
+#[api_test]
+async fn wrong_signature_is_401_and_nothing_is_applied() {
     let app = spawn_app().await;
     let body = body_of(&progression("s-2", "player_sig", 1));
     let sig = sign_request(b"another-secret-another-secret-another", &body, None);
@@ -163,12 +159,12 @@ pub(crate) async fn wrong_signature_is_401_and_nothing_is_applied() {
         .unwrap();
     assert_eq!(r.status, 401);
     assert_eq!(r.error_code(), Some("invalid_signature"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.get("/players/player_sig/progress").await.status, 404);
+    app.assert_settled_at("player_sig", 0).await;
 }
 
-#[tokio::test]
-pub(crate) async fn both_signature_header_forms_are_accepted() {
+#[api_test]
+async fn both_signature_header_forms_are_accepted() {
     let app = spawn_app().await;
     for (i, prefix) in ["", "sha256="].iter().enumerate() {
         let body = body_of(&progression(&format!("f-{i}"), "player_sig", 1));
@@ -204,8 +200,8 @@ async fn post_with_timestamp(app: &TestApp, id: &str, ts: i64) -> liveops_client
         .unwrap()
 }
 
-#[tokio::test]
-pub(crate) async fn timestamps_outside_the_tolerance_are_401_stale_timestamp() {
+#[api_test]
+async fn timestamps_outside_the_tolerance_are_401_stale_timestamp() {
     let app = spawn_app().await;
     let now = chrono::Utc::now().timestamp();
     assert_eq!(post_with_timestamp(&app, "ts-ok", now).await.status, 202);
@@ -236,8 +232,8 @@ pub(crate) async fn timestamps_outside_the_tolerance_are_401_stale_timestamp() {
     assert_eq!(r.error_code(), Some("invalid_signature"));
 }
 
-#[tokio::test]
-pub(crate) async fn require_timestamp_refuses_unstamped_requests() {
+#[api_test]
+async fn require_timestamp_refuses_unstamped_requests() {
     let app = spawn_with_config(|c| c.require_timestamp = true).await;
     let r = app.post(&progression("rt-1", "player_ts", 1)).await;
     assert_eq!(r.status, 401);
@@ -246,8 +242,8 @@ pub(crate) async fn require_timestamp_refuses_unstamped_requests() {
     assert_eq!(post_with_timestamp(&app, "rt-2", now).await.status, 202);
 }
 
-#[tokio::test]
-pub(crate) async fn rotated_keys_are_picked_with_x_key_id() {
+#[api_test]
+async fn rotated_keys_are_picked_with_x_key_id() {
     let rotated = "rotated-key-rotated-key-rotated-key-1";
     let app = spawn_with_config(move |c| {
         c.hmac_keys = vec![(
@@ -284,8 +280,8 @@ pub(crate) async fn rotated_keys_are_picked_with_x_key_id() {
     assert_eq!(r.error_code(), Some("invalid_signature"));
 }
 
-#[tokio::test]
-pub(crate) async fn body_that_is_not_json_is_400_invalid_json() {
+#[api_test]
+async fn body_that_is_not_json_is_400_invalid_json() {
     let app = spawn_app().await;
     let r = app
         .client
@@ -296,8 +292,8 @@ pub(crate) async fn body_that_is_not_json_is_400_invalid_json() {
     assert_eq!(r.error_code(), Some("invalid_json"));
 }
 
-#[tokio::test]
-pub(crate) async fn schema_violations_are_400_invalid_event_naming_the_field() {
+#[api_test]
+async fn schema_violations_are_400_invalid_event_naming_the_field() {
     let app = spawn_app().await;
     let mut e = progression("v-1", "player_v", 0);
     let r = app.post(&e).await;
@@ -321,8 +317,8 @@ pub(crate) async fn schema_violations_are_400_invalid_event_naming_the_field() {
     );
 }
 
-#[tokio::test]
-pub(crate) async fn near_miss_field_names_get_a_did_you_mean() {
+#[api_test]
+async fn near_miss_field_names_get_a_did_you_mean() {
     let app = spawn_app().await;
     let e = json!({"type": "progression", "player_id": "player_v", "ts": 1,
         "payload": {"deltaXp": 1, "activity": "a"}});
@@ -339,8 +335,8 @@ pub(crate) async fn near_miss_field_names_get_a_did_you_mean() {
     );
 }
 
-#[tokio::test]
-pub(crate) async fn wrong_content_type_is_415() {
+#[api_test]
+async fn wrong_content_type_is_415() {
     let app = spawn_app().await;
     let body = body_of(&progression("ct-1", "player_ct", 1));
     let sig = sign_request(SECRET.as_bytes(), &body, None);
@@ -357,8 +353,8 @@ pub(crate) async fn wrong_content_type_is_415() {
     assert_eq!(r.error_code(), Some("unsupported_media_type"));
 }
 
-#[tokio::test]
-pub(crate) async fn bodies_over_the_limits_are_413() {
+#[api_test]
+async fn bodies_over_the_limits_are_413() {
     let app = spawn_app().await;
     let mut e = progression("big-1", "player_big", 1);
     e["payload"]["note"] = json!("x".repeat(65 * 1024));
@@ -370,8 +366,8 @@ pub(crate) async fn bodies_over_the_limits_are_413() {
     assert_eq!(r.status, 413);
 }
 
-#[tokio::test]
-pub(crate) async fn client_over_rate_limit_max_gets_429_with_retry_after() {
+#[api_test]
+async fn client_over_rate_limit_max_gets_429_with_retry_after() {
     let app = spawn_with_config(|c| c.rate_limit_max = 3).await;
     for i in 0..3 {
         assert_eq!(
@@ -392,8 +388,8 @@ pub(crate) async fn client_over_rate_limit_max_gets_429_with_retry_after() {
     assert!((1..=60).contains(&retry));
 }
 
-#[tokio::test]
-pub(crate) async fn rate_limit_exempt_clients_skip_the_limit() {
+#[api_test]
+async fn rate_limit_exempt_clients_skip_the_limit() {
     let app = spawn_with_config(|c| {
         c.rate_limit_max = 1;
         c.rate_limit_exempt = vec!["127.0.0.0/8".parse().unwrap()];
@@ -409,8 +405,8 @@ pub(crate) async fn rate_limit_exempt_clients_skip_the_limit() {
     }
 }
 
-#[tokio::test]
-pub(crate) async fn batch_answers_one_result_per_event_in_order() {
+#[api_test]
+async fn batch_answers_one_result_per_event_in_order() {
     let app = spawn_app().await;
     let events = vec![
         progression("b-1", "player_batch", 10),
@@ -433,8 +429,8 @@ pub(crate) async fn batch_answers_one_result_per_event_in_order() {
     app.wait_for_xp("player_batch", 30).await;
 }
 
-#[tokio::test]
-pub(crate) async fn a_malformed_batch_body_is_400_naming_the_events_field() {
+#[api_test]
+async fn a_malformed_batch_body_is_400_naming_the_events_field() {
     let app = spawn_app().await;
     let cases: [(&[u8], &str, &str); 6] = [
         (
@@ -495,8 +491,8 @@ pub(crate) async fn a_malformed_batch_body_is_400_naming_the_events_field() {
     app.wait_for_xp("player_mb", 5).await;
 }
 
-#[tokio::test]
-pub(crate) async fn batch_over_500_events_is_400() {
+#[api_test]
+async fn batch_over_500_events_is_400() {
     let app = spawn_app().await;
     let events: Vec<Value> = (0..501)
         .map(|i| progression(&format!("m-{i}"), "player_batch", 1))
@@ -506,8 +502,8 @@ pub(crate) async fn batch_over_500_events_is_400() {
     assert_eq!(r.body["error"]["field"], "events");
 }
 
-#[tokio::test]
-pub(crate) async fn refusals_are_counted_by_reason() {
+#[api_test]
+async fn refusals_are_counted_by_reason() {
     let app = spawn_app().await;
     let r = app
         .client
@@ -528,9 +524,8 @@ pub(crate) async fn refusals_are_counted_by_reason() {
     );
 }
 
-#[tokio::test]
-pub(crate) async fn player_over_flood_max_per_sec_gets_429_player_flooding_and_nothing_is_applied()
-{
+#[api_test]
+async fn player_over_flood_max_per_sec_gets_429_player_flooding_and_nothing_is_applied() {
     let app = spawn_with_config(|c| c.flood_max_per_sec = 3).await;
     // Four at once: one after another, a slow append (a JetStream acknowledgement on a loaded
     // machine) can space them out over more than the third of a second that refills one token.
@@ -568,8 +563,7 @@ pub(crate) async fn player_over_flood_max_per_sec_gets_429_player_flooding_and_n
     assert_eq!(statuses, vec![202, 202, 202, 429]);
     assert_eq!(r.body["results"][3]["error"]["code"], "player_flooding");
     app.wait_for_xp("player_fl", 30).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(app.get("/players/player_fl/progress").await.body["xp"], 30);
+    app.assert_settled_at("player_fl", 30).await;
     let metrics = app.get("/metrics").await.text;
     assert!(
         metrics.contains("dropped_events_total{reason=\"player_flooding\"}"),

@@ -1,4 +1,8 @@
 //! Black-box API tests: a real server on a random port, hit over HTTP (zero2prod `tests/api`).
+//! Each test runs on the embedded backends and on the engines: see [`engines`].
+
+#[macro_use]
+extern crate liveops_test_macros;
 
 mod admin;
 mod engines;
@@ -6,7 +10,6 @@ mod fairness;
 mod helpers;
 mod ingest;
 mod leaderboards;
-mod on_engines;
 mod openapi;
 mod ops;
 mod progression;

@@ -432,7 +432,7 @@ fn template_shape(path: &str) -> String {
     out
 }
 
-#[tokio::test]
+#[api_test(not_on_engines = "the document and the router are the same whatever the backends")]
 async fn every_route_of_the_router_is_in_the_document() {
     let app = spawn_app().await;
     let contract = Contract::load(&app).await;
@@ -468,7 +468,7 @@ async fn every_route_of_the_router_is_in_the_document() {
     );
 }
 
-#[tokio::test]
+#[api_test(not_on_engines = "answer shapes do not depend on the backends; the engines run every other API test")]
 async fn real_answers_of_every_endpoint_match_the_document() {
     let app = spawn_with_config(|c| {
         c.admin_token = Some(liveops_server::config::Secret::new(TOKEN));

@@ -2,8 +2,8 @@
 
 use crate::helpers::*;
 
-#[tokio::test]
-pub(crate) async fn health_and_readiness_answer() {
+#[api_test]
+async fn health_and_readiness_answer() {
     let app = spawn_app().await;
     let r = app.get("/healthz").await;
     assert_eq!((r.status, &r.body["status"]), (200, &"ok".into()));
@@ -13,8 +13,8 @@ pub(crate) async fn health_and_readiness_answer() {
     assert_eq!(r.body["checks"]["store"], "ok");
 }
 
-#[tokio::test]
-pub(crate) async fn a_fresh_server_lists_every_metric_with_help_and_its_known_series() {
+#[api_test]
+async fn a_fresh_server_lists_every_metric_with_help_and_its_known_series() {
     use liveops_server::config::Role;
     use liveops_server::ops::catalog::{known_series, METRICS};
 
@@ -64,8 +64,8 @@ pub(crate) async fn a_fresh_server_lists_every_metric_with_help_and_its_known_se
     assert!(text.contains("# HELP process_cpu_seconds_total "));
 }
 
-#[tokio::test]
-pub(crate) async fn metrics_expose_the_spec_names() {
+#[api_test]
+async fn metrics_expose_the_spec_names() {
     let app = spawn_app().await;
     app.post(&progression("m-1", "player_m", 5)).await;
     app.wait_for_xp("player_m", 5).await;
@@ -85,8 +85,8 @@ pub(crate) async fn metrics_expose_the_spec_names() {
     }
 }
 
-#[tokio::test]
-pub(crate) async fn openapi_document_lists_the_endpoints() {
+#[api_test]
+async fn openapi_document_lists_the_endpoints() {
     let app = spawn_app().await;
     let doc = app.get("/openapi.json").await.body;
     for path in [
@@ -105,14 +105,14 @@ pub(crate) async fn openapi_document_lists_the_endpoints() {
     }
 }
 
-#[tokio::test]
-pub(crate) async fn unknown_routes_are_404() {
+#[api_test]
+async fn unknown_routes_are_404() {
     let app = spawn_app().await;
     assert_eq!(app.get("/nope").await.status, 404);
 }
 
-#[tokio::test]
-pub(crate) async fn every_answer_carries_a_trace_id_taken_from_traceparent_when_sent() {
+#[api_test]
+async fn every_answer_carries_a_trace_id_taken_from_traceparent_when_sent() {
     let app = spawn_app().await;
     let r = app.get("/healthz").await;
     let generated = r.header("x-trace-id").expect("X-Trace-Id").to_string();
@@ -129,8 +129,8 @@ pub(crate) async fn every_answer_carries_a_trace_id_taken_from_traceparent_when_
     );
 }
 
-#[tokio::test]
-pub(crate) async fn http_metrics_label_route_templates_and_fold_invented_methods() {
+#[api_test]
+async fn http_metrics_label_route_templates_and_fold_invented_methods() {
     let app = spawn_app().await;
     assert_eq!(app.get("/players/nobody_here/progress").await.status, 404);
     let brew = reqwest::Method::from_bytes(b"BREW").expect("a method token");

@@ -4,8 +4,8 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[tokio::test]
-pub(crate) async fn xp_and_levels_follow_the_rules_for_every_event_type() {
+#[api_test]
+async fn xp_and_levels_follow_the_rules_for_every_event_type() {
     let app = spawn_app().await;
     assert_eq!(
         app.post(&progression("p-1", "player_xp", 150)).await.status,
@@ -57,8 +57,8 @@ pub(crate) async fn xp_and_levels_follow_the_rules_for_every_event_type() {
     );
 }
 
-#[tokio::test]
-pub(crate) async fn unknown_player_is_404_and_a_malformed_id_is_400() {
+#[api_test]
+async fn unknown_player_is_404_and_a_malformed_id_is_400() {
     let app = spawn_app().await;
     let r = app.get("/players/nobody_here/progress").await;
     assert_eq!(r.status, 404);
@@ -69,8 +69,8 @@ pub(crate) async fn unknown_player_is_404_and_a_malformed_id_is_400() {
     assert_eq!(app.get("/players/nobody_here/rewards").await.status, 404);
 }
 
-#[tokio::test]
-pub(crate) async fn each_level_grants_gold_and_every_fifth_a_rare_chest() {
+#[api_test]
+async fn each_level_grants_gold_and_every_fifth_a_rare_chest() {
     let app = spawn_app().await;
     app.post(&progression("r-1", "player_rw", 5200)).await;
     app.wait_for_xp("player_rw", 5200).await;
@@ -116,8 +116,8 @@ pub(crate) async fn each_level_grants_gold_and_every_fifth_a_rare_chest() {
     assert!(pending["receiptId"].is_null());
 }
 
-#[tokio::test]
-pub(crate) async fn claiming_an_earned_reward_returns_a_signed_receipt_once() {
+#[api_test]
+async fn claiming_an_earned_reward_returns_a_signed_receipt_once() {
     let app = spawn_app().await;
     app.post(&progression("c-1", "player_cl", 1000)).await;
     app.wait_for_xp("player_cl", 1000).await;
@@ -163,8 +163,8 @@ pub(crate) async fn claiming_an_earned_reward_returns_a_signed_receipt_once() {
     assert_eq!(rewards["claimed"][0]["receiptId"], first.body["receiptId"]);
 }
 
-#[tokio::test]
-pub(crate) async fn a_reward_not_earned_cannot_be_claimed() {
+#[api_test]
+async fn a_reward_not_earned_cannot_be_claimed() {
     let app = spawn_app().await;
     app.post(&progression("n-1", "player_nc", 1000)).await;
     app.wait_for_xp("player_nc", 1000).await;
@@ -182,8 +182,8 @@ pub(crate) async fn a_reward_not_earned_cannot_be_claimed() {
     assert_eq!(r.status, 404);
 }
 
-#[tokio::test]
-pub(crate) async fn claims_must_be_signed() {
+#[api_test]
+async fn claims_must_be_signed() {
     let app = spawn_app().await;
     let body =
         serde_json::to_vec(&json!({"playerId": "player_cl", "rewardId": "lvl2_gold_100"})).unwrap();
@@ -225,8 +225,8 @@ pub(crate) async fn claims_must_be_signed() {
     assert_eq!(r.error_code(), Some("payload_too_large"));
 }
 
-#[tokio::test]
-pub(crate) async fn receipts_verify_until_tampered_or_24_hours_old() {
+#[api_test]
+async fn receipts_verify_until_tampered_or_24_hours_old() {
     let app = spawn_at(at(2026, 11, 22, 10)).await;
     app.post(&progression("v-1", "player_rc", 1000)).await;
     app.wait_for_xp("player_rc", 1000).await;
@@ -255,8 +255,8 @@ pub(crate) async fn receipts_verify_until_tampered_or_24_hours_old() {
     assert_eq!(r.status, 400);
 }
 
-#[tokio::test]
-pub(crate) async fn progress_survives_a_restart_and_is_not_applied_twice() {
+#[api_test]
+async fn progress_survives_a_restart_and_is_not_applied_twice() {
     let app = spawn_app().await;
     for i in 0..20 {
         app.post(&progression(&format!("rs-{i}"), "player_rs", 100))

@@ -39,8 +39,8 @@ async fn post_as(
         .unwrap()
 }
 
-#[tokio::test]
-pub(crate) async fn a_guest_session_signs_events_for_its_own_player_only() {
+#[api_test]
+async fn a_guest_session_signs_events_for_its_own_player_only() {
     let app = spawn_app().await;
     let s = open_session(&app, json!({})).await;
     assert_eq!(s.status, 200, "{}", s.body);
@@ -84,8 +84,8 @@ pub(crate) async fn a_guest_session_signs_events_for_its_own_player_only() {
     assert_eq!(theirs.status, 403);
 }
 
-#[tokio::test]
-pub(crate) async fn a_chosen_player_id_is_kept_and_a_forged_token_is_refused() {
+#[api_test]
+async fn a_chosen_player_id_is_kept_and_a_forged_token_is_refused() {
     let app = spawn_app().await;
     let s = open_session(&app, json!({"playerId": "browser_player"})).await;
     assert_eq!(s.body["playerId"], "browser_player");
@@ -120,8 +120,8 @@ pub(crate) async fn a_chosen_player_id_is_kept_and_a_forged_token_is_refused() {
     assert_eq!(bad.body["error"]["field"], "playerId");
 }
 
-#[tokio::test]
-pub(crate) async fn sessions_expire_after_an_hour() {
+#[api_test]
+async fn sessions_expire_after_an_hour() {
     let app = spawn_at(at(2026, 11, 22, 10)).await;
     let s = open_session(&app, json!({})).await.body;
     let player = s["playerId"].as_str().unwrap().to_string();
@@ -134,8 +134,8 @@ pub(crate) async fn sessions_expire_after_an_hour() {
         .contains("expired"));
 }
 
-#[tokio::test]
-pub(crate) async fn session_issue_is_rate_limited_per_client_and_can_be_switched_off() {
+#[api_test]
+async fn session_issue_is_rate_limited_per_client_and_can_be_switched_off() {
     let app = spawn_with_config(|c| c.session_issue_per_minute = 2).await;
     assert_eq!(open_session(&app, json!({})).await.status, 200);
     assert_eq!(open_session(&app, json!({})).await.status, 200);

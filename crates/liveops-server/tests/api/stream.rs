@@ -94,8 +94,8 @@ fn score_of(board: &Value, player: &str) -> Option<i64> {
         .and_then(|e| e["score"].as_i64())
 }
 
-#[tokio::test]
-pub(crate) async fn the_stream_sends_the_board_at_connect_and_again_after_an_event() {
+#[api_test]
+async fn the_stream_sends_the_board_at_connect_and_again_after_an_event() {
     let app = spawn_app().await;
     app.post(&progression("st-0", "player_early", 40)).await;
     app.eventually("/leaderboard?window=daily", |r| r.body["total"] == 1)
@@ -124,8 +124,8 @@ pub(crate) async fn the_stream_sends_the_board_at_connect_and_again_after_an_eve
     assert_eq!(update["entries"][0]["playerId"], "player_live");
 }
 
-#[tokio::test]
-pub(crate) async fn the_default_window_is_weekly_and_limit_cuts_the_entries() {
+#[api_test]
+async fn the_default_window_is_weekly_and_limit_cuts_the_entries() {
     let app = spawn_app().await;
     for (i, xp) in [10, 20, 30].iter().enumerate() {
         app.post(&progression(
@@ -145,8 +145,8 @@ pub(crate) async fn the_default_window_is_weekly_and_limit_cuts_the_entries() {
     assert_eq!(first["entries"][0]["playerId"], "player_2");
 }
 
-#[tokio::test]
-pub(crate) async fn bad_stream_parameters_are_400_json_errors() {
+#[api_test]
+async fn bad_stream_parameters_are_400_json_errors() {
     let app = spawn_app().await;
     for (query, field) in [
         ("?window=hourly", "window"),
@@ -162,8 +162,8 @@ pub(crate) async fn bad_stream_parameters_are_400_json_errors() {
     }
 }
 
-#[tokio::test]
-pub(crate) async fn a_burst_of_changes_reaches_a_client_as_a_few_coalesced_updates() {
+#[api_test]
+async fn a_burst_of_changes_reaches_a_client_as_a_few_coalesced_updates() {
     let app = spawn_app().await;
     let mut sse = SseClient::open(&app, "?window=daily").await;
     assert_eq!(sse.next().await["total"], 0);
@@ -199,8 +199,8 @@ pub(crate) async fn a_burst_of_changes_reaches_a_client_as_a_few_coalesced_updat
     assert!(sse.next_within(Duration::from_millis(700)).await.is_none());
 }
 
-#[tokio::test]
-pub(crate) async fn a_client_leaving_does_not_disturb_the_others_on_its_feed() {
+#[api_test]
+async fn a_client_leaving_does_not_disturb_the_others_on_its_feed() {
     let app = spawn_app().await;
     let mut a = SseClient::open(&app, "?window=seasonal").await;
     let mut b = SseClient::open(&app, "?window=seasonal").await;
@@ -212,8 +212,8 @@ pub(crate) async fn a_client_leaving_does_not_disturb_the_others_on_its_feed() {
     assert_eq!(score_of(&v, "player_share"), Some(7));
 }
 
-#[tokio::test]
-pub(crate) async fn an_open_stream_does_not_hold_up_shutdown() {
+#[api_test]
+async fn an_open_stream_does_not_hold_up_shutdown() {
     let app = spawn_app().await;
     let mut sse = SseClient::open(&app, "?window=weekly").await;
     sse.next().await;
@@ -236,8 +236,8 @@ pub(crate) async fn an_open_stream_does_not_hold_up_shutdown() {
     );
 }
 
-#[tokio::test]
-pub(crate) async fn the_stream_is_in_the_openapi_document() {
+#[api_test]
+async fn the_stream_is_in_the_openapi_document() {
     let app = spawn_app().await;
     let doc = app.get("/openapi.json").await.body;
     assert!(

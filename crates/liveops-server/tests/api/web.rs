@@ -3,8 +3,8 @@
 
 use crate::helpers::*;
 
-#[tokio::test]
-pub(crate) async fn the_dashboard_and_the_game_are_served_with_a_strict_policy() {
+#[api_test]
+async fn the_dashboard_and_the_game_are_served_with_a_strict_policy() {
     let app = spawn_app().await;
     for (path, marker) in [("/", "operator dashboard"), ("/play", "demo game")] {
         let r = app.get(path).await;
@@ -22,8 +22,8 @@ pub(crate) async fn the_dashboard_and_the_game_are_served_with_a_strict_policy()
     }
 }
 
-#[tokio::test]
-pub(crate) async fn every_asset_a_page_references_is_served_with_its_type() {
+#[api_test]
+async fn every_asset_a_page_references_is_served_with_its_type() {
     let app = spawn_app().await;
     for page in ["/", "/play"] {
         let html = app.get(page).await.text;
@@ -52,8 +52,8 @@ pub(crate) async fn every_asset_a_page_references_is_served_with_its_type() {
     }
 }
 
-#[tokio::test]
-pub(crate) async fn a_known_etag_gets_304_and_unknown_assets_404() {
+#[api_test]
+async fn a_known_etag_gets_304_and_unknown_assets_404() {
     let app = spawn_app().await;
     let r = app.get("/assets/css/app.css").await;
     let etag = r.header("etag").expect("ETag").to_string();
@@ -75,16 +75,16 @@ pub(crate) async fn a_known_etag_gets_304_and_unknown_assets_404() {
     }
 }
 
-#[tokio::test]
-pub(crate) async fn the_vendored_chart_library_ships_with_its_licence() {
+#[api_test]
+async fn the_vendored_chart_library_ships_with_its_licence() {
     let app = spawn_app().await;
     let licence = app.get("/assets/vendor/uplot/LICENSE").await;
     assert_eq!(licence.status, 200);
     assert!(licence.text.contains("MIT License"));
 }
 
-#[tokio::test]
-pub(crate) async fn the_api_reference_renders_the_openapi_document_with_the_vendored_bundle() {
+#[api_test]
+async fn the_api_reference_renders_the_openapi_document_with_the_vendored_bundle() {
     let app = spawn_app().await;
     let r = app.get("/docs").await;
     assert_eq!(r.status, 200);
@@ -117,4 +117,21 @@ pub(crate) async fn the_api_reference_renders_the_openapi_document_with_the_vend
     assert_eq!(licence.status, 200);
     assert!(licence.text.contains("MIT License"));
     assert_eq!(app.get("/openapi.json").await.status, 200);
+}
+
+#[api_test]
+async fn the_vendored_hmac_library_is_served_as_javascript_with_its_licence() {
+    let app = spawn_app().await;
+    let licence = app.get("/assets/vendor/noble-hashes/LICENSE").await;
+    assert_eq!(licence.status, 200);
+    assert!(licence.text.contains("MIT License"));
+    // `sign.js` imports hmac.js and sha2.js, which import the rest relatively.
+    for module in ["hmac.js", "sha2.js", "_md.js", "_u64.js", "utils.js"] {
+        let r = app
+            .get(&format!("/assets/vendor/noble-hashes/{module}"))
+            .await;
+        assert_eq!(r.status, 200, "{module}");
+        let ct = r.header("content-type").unwrap_or("");
+        assert!(ct.starts_with("text/javascript"), "{module}: {ct}");
+    }
 }

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use liveops_bus::testing::{reachable, TestBus};
 use liveops_client::{Client, ClientConfig};
 use liveops_hotstate::testing::{redis_url, WipeOnDrop};
-use liveops_store::testing::{temp_postgres, TempPostgres, DEFAULT_TEST_PG};
+use liveops_store::testing::{
+    skip_or_fail, temp_postgres, TempPostgres, DEFAULT_TEST_PG, ENABLE_ENGINES,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -301,8 +303,8 @@ pub struct Engines {
 }
 
 impl Engines {
-    /// On the machine's PostgreSQL, Redis and NATS; `None` (after [`engine_missing`]) when one
-    /// of them is unreachable.
+    /// On the machine's PostgreSQL, Redis and NATS; `None` (after the skip notice of
+    /// [`skip_or_fail`]) when one of them is unreachable.
     pub async fn acquire(test: &str) -> Option<Engines> {
         Self::acquire_on(test, liveops_bus::testing::nats_url()).await
     }
@@ -321,13 +323,14 @@ impl Engines {
         .map(|(engine, url)| format!("{engine} at {url}"))
         .collect();
         if !missing.is_empty() {
-            engine_missing(test, &missing.join(", "));
+            skip_or_fail(
+                &format!("{} not reachable", missing.join(", ")),
+                ENABLE_ENGINES,
+            );
             return None;
         }
-        let Some(pg) = temp_postgres().await else {
-            engine_missing(test, "PostgreSQL (could not connect)");
-            return None;
-        };
+        // `None` after its own skip notice.
+        let pg = temp_postgres().await?;
         let bus = TestBus::on(nats_url, test);
         let redis = WipeOnDrop {
             url: redis_url(),
@@ -394,10 +397,4 @@ fn host_port(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     rest.split(['/', '?']).next().unwrap_or(rest)
-}
-
-/// The engine-missing rule, in one place for these tests: under `CI=true` the test fails,
-/// otherwise it prints one line and the caller returns.
-pub fn engine_missing(test: &str, what: &str) {
-    liveops_bus::testing::engine_missing(test, "an engine", &format!("{what} unreachable"));
 }
