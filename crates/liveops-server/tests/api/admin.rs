@@ -370,3 +370,38 @@ async fn malformed_ids_and_limits_on_admin_routes_are_400_naming_the_field() {
     let audit = admin_get(&app, "/admin/audit").await.body;
     assert_eq!(audit["entries"], json!([]), "{audit}");
 }
+
+#[tokio::test]
+pub(crate) async fn every_leaderboard_fairness_and_admin_answer_has_a_schema_in_the_openapi_document(
+) {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json").await.body;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !["/leaderboard", "/fairness/", "/admin/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                if path == "/leaderboard/stream" && status == "200" {
+                    assert!(resp["content"]["text/event-stream"].is_object(), "{resp}");
+                    continue;
+                }
+                let schema = &resp["content"]["application/json"]["schema"];
+                let name = schema["$ref"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{method} {path} {status} names no schema: {resp}"));
+                let name = name.trim_start_matches("#/components/schemas/");
+                assert!(
+                    doc["components"]["schemas"][name].is_object(),
+                    "{method} {path} {status}: {name} is not in components"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} answers checked");
+}
