@@ -30,7 +30,8 @@ use async_nats::jetstream::ErrorCode;
 use futures::StreamExt;
 use liveops_store::LoggedEvent;
 
-use crate::log::{check_name, MAX_PULL};
+use crate::log::MAX_PULL;
+use crate::options::check_name;
 use crate::{codec, BusError, NatsEventLog};
 
 /// How a role consumer is created. [`Default`] gives the documented defaults.

@@ -19,6 +19,7 @@ mod consumer;
 mod error;
 mod feed;
 mod log;
+mod options;
 pub mod testing;
 
 pub use consumer::{Delivery, RoleConsumer, RoleConsumerState, RoleOptions};

@@ -371,8 +371,8 @@ async fn malformed_ids_and_limits_on_admin_routes_are_400_naming_the_field() {
     assert_eq!(audit["entries"], json!([]), "{audit}");
 }
 
-#[tokio::test]
-pub(crate) async fn every_leaderboard_fairness_and_admin_answer_has_a_schema_in_the_openapi_document(
+#[api_test]
+async fn every_leaderboard_fairness_and_admin_answer_has_a_schema_in_the_openapi_document(
 ) {
     let app = spawn_app().await;
     let doc = app.get("/openapi.json").await.body;
