@@ -233,7 +233,10 @@ struct Series<'a> {
 /// The handles of the registered series: by route template, then by (service, method, status).
 type Handles = std::collections::HashMap<
     String,
-    std::collections::HashMap<(&'static str, &'static str, u16), (metrics::Counter, metrics::Histogram)>,
+    std::collections::HashMap<
+        (&'static str, &'static str, u16),
+        (metrics::Counter, metrics::Histogram),
+    >,
 >;
 
 fn handles() -> &'static parking_lot::RwLock<Handles> {
@@ -247,11 +250,7 @@ fn handles() -> &'static parking_lot::RwLock<Handles> {
 /// (services and methods as above, route templates, three-digit statuses), and so is this map.
 fn record_http(series: Series<'_>, secs: f64) {
     let key = (series.service, series.method, series.status);
-    if let Some((count, duration)) = handles()
-        .read()
-        .get(series.path)
-        .and_then(|s| s.get(&key))
-    {
+    if let Some((count, duration)) = handles().read().get(series.path).and_then(|s| s.get(&key)) {
         count.increment(1);
         duration.record(secs);
         return;

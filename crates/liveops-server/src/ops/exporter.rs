@@ -62,15 +62,15 @@ pub fn render(handle: &PrometheusHandle) -> String {
 
 struct ProcessMetrics {
     collector: metrics_process::Collector,
-    /// The CPU seconds and the instant of the previous reading, for `cpu_usage_percent`.
-    previous: Mutex<Option<(f64, Instant)>>,
+    /// The CPU seconds and the instant of the last reading, for `cpu_usage_percent`.
+    last: Mutex<Option<(f64, Instant)>>,
 }
 
 fn process() -> &'static ProcessMetrics {
     static PROCESS: OnceLock<ProcessMetrics> = OnceLock::new();
     PROCESS.get_or_init(|| ProcessMetrics {
         collector: metrics_process::Collector::default(),
-        previous: Mutex::new(None),
+        last: Mutex::new(None),
     })
 }
 
@@ -85,8 +85,8 @@ impl ProcessMetrics {
             return;
         };
         let now = Instant::now();
-        let mut previous = self.previous.lock();
-        let percent = match *previous {
+        let mut last = self.last.lock();
+        let percent = match *last {
             Some((cpu_before, at)) => {
                 let wall = now.duration_since(at).as_secs_f64();
                 // Two scrapes in the same instant say nothing new: keep the last figure.
@@ -108,8 +108,8 @@ impl ProcessMetrics {
         if let Some(p) = percent {
             metrics::gauge!(catalog::CPU_USAGE_PERCENT).set(p);
         }
-        if percent.is_some() || previous.is_none() {
-            *previous = Some((cpu, now));
+        if percent.is_some() || last.is_none() {
+            *last = Some((cpu, now));
         }
     }
 }

@@ -159,10 +159,14 @@ pub async fn readyz(State(s): State<OpsState>) -> Response {
             None => None,
         },
     };
-    let ready = [Some(&checks.store), checks.bus.as_ref(), checks.redis.as_ref()]
-        .into_iter()
-        .flatten()
-        .all(|c| c == "ok");
+    let ready = [
+        Some(&checks.store),
+        checks.bus.as_ref(),
+        checks.redis.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .all(|c| c == "ok");
     let (code, status) = if ready {
         (StatusCode::OK, ReadyStatus::Ready)
     } else {

@@ -309,9 +309,9 @@ impl Probe<'_> {
             .insert(("GET".into(), template.into(), status));
         let what = format!("GET {template} -> {status}");
         if status != 200 || !content_type.starts_with("text/event-stream") {
-            self.contract
-                .failures
-                .push(format!("{what}: expected a 200 event stream, got {content_type}"));
+            self.contract.failures.push(format!(
+                "{what}: expected a 200 event stream, got {content_type}"
+            ));
             return;
         }
         let mut resp = resp;
@@ -400,8 +400,9 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
                     .collect();
                 for method in ["get", "post", "put", "delete", "patch"] {
                     let called = args.match_indices(&format!("{method}(")).any(|(i, _)| {
-                        i == 0 || !args.as_bytes()[i - 1].is_ascii_alphanumeric()
-                            && args.as_bytes()[i - 1] != b'_'
+                        i == 0
+                            || !args.as_bytes()[i - 1].is_ascii_alphanumeric()
+                                && args.as_bytes()[i - 1] != b'_'
                     });
                     if called {
                         routes.insert((method.to_uppercase(), route.clone()));
@@ -491,18 +492,33 @@ async fn real_answers_of_every_endpoint_match_the_document() {
     p.signed("/events", "/events", &e, &[], 202).await;
     let e = serde_json::to_vec(&progression("rl-2", "player_rl", 5)).unwrap();
     p.signed("/events", "/events", &e, &[], 429).await;
-    let batch = serde_json::to_vec(&json!({"events": [progression("rl-3", "player_rl", 5)]})).unwrap();
+    let batch =
+        serde_json::to_vec(&json!({"events": [progression("rl-3", "player_rl", 5)]})).unwrap();
     p.signed("/events/batch", "/events/batch", &batch, &[], 429)
         .await;
-    let claim = serde_json::to_vec(&json!({"playerId": "player_rl", "rewardId": "lvl2_gold_100"}))
-        .unwrap();
+    let claim =
+        serde_json::to_vec(&json!({"playerId": "player_rl", "rewardId": "lvl2_gold_100"})).unwrap();
     p.signed("/rewards/claim", "/rewards/claim", &claim, &[], 429)
         .await;
     let json_ct = [("Content-Type", "application/json")];
-    p.send(Method::POST, "/sessions", "/sessions", &json_ct, Some(b"{}".to_vec()), 200)
-        .await;
-    p.send(Method::POST, "/sessions", "/sessions", &json_ct, Some(b"{}".to_vec()), 429)
-        .await;
+    p.send(
+        Method::POST,
+        "/sessions",
+        "/sessions",
+        &json_ct,
+        Some(b"{}".to_vec()),
+        200,
+    )
+    .await;
+    p.send(
+        Method::POST,
+        "/sessions",
+        "/sessions",
+        &json_ct,
+        Some(b"{}".to_vec()),
+        429,
+    )
+    .await;
 
     let off = spawn_with_config(|c| {
         c.metrics_enabled = false;
@@ -514,8 +530,15 @@ async fn real_answers_of_every_endpoint_match_the_document() {
         contract: &mut contract,
     };
     p.get("/metrics", "/metrics", 404).await;
-    p.send(Method::POST, "/sessions", "/sessions", &json_ct, Some(b"{}".to_vec()), 404)
-        .await;
+    p.send(
+        Method::POST,
+        "/sessions",
+        "/sessions",
+        &json_ct,
+        Some(b"{}".to_vec()),
+        404,
+    )
+    .await;
     p.get("/admin/blocks", "/admin/blocks", 401).await;
 
     contract.finish();
@@ -555,8 +578,15 @@ async fn exercise_the_api(app: &TestApp, contract: &mut Contract) {
     let signature = app.client.sign(&keyed);
     let mut text_plain: Vec<(&str, &str)> = vec![("Content-Type", "text/plain")];
     text_plain.extend(signature.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    p.send(Method::POST, "/events", "/events", &text_plain, Some(keyed.clone()), 415)
-        .await;
+    p.send(
+        Method::POST,
+        "/events",
+        "/events",
+        &text_plain,
+        Some(keyed.clone()),
+        415,
+    )
+    .await;
     let over_event_limit = vec![b' '; 65 * 1024];
     p.signed("/events", "/events", &over_event_limit, &[], 413)
         .await;
@@ -580,13 +610,26 @@ async fn exercise_the_api(app: &TestApp, contract: &mut Contract) {
     )
     .await;
     let over_batch_limit = vec![b' '; 1024 * 1024 + 10];
-    p.signed("/events/batch", "/events/batch", &over_batch_limit, &[], 413)
-        .await;
+    p.signed(
+        "/events/batch",
+        "/events/batch",
+        &over_batch_limit,
+        &[],
+        413,
+    )
+    .await;
 
     // Guest sessions.
     let json_ct = [("Content-Type", "application/json")];
-    p.send(Method::POST, "/sessions", "/sessions", &json_ct, Some(b"{}".to_vec()), 200)
-        .await;
+    p.send(
+        Method::POST,
+        "/sessions",
+        "/sessions",
+        &json_ct,
+        Some(b"{}".to_vec()),
+        200,
+    )
+    .await;
     let bad_player = to_vec(&json!({"playerId": "no spaces allowed"}));
     p.signed("/sessions", "/sessions", &bad_player, &[], 400)
         .await;
@@ -642,26 +685,49 @@ async fn exercise_the_api(app: &TestApp, contract: &mut Contract) {
     // Leaderboards.
     app.eventually("/leaderboard?window=daily", |r| r.body["total"] == 2)
         .await;
-    p.get("/leaderboard", "/leaderboard?window=daily", 200).await;
-    p.get("/leaderboard", "/leaderboard?window=daily&players=player_oa", 200)
+    p.get("/leaderboard", "/leaderboard?window=daily", 200)
         .await;
-    p.get("/leaderboard", "/leaderboard?window=hourly", 400).await;
+    p.get(
+        "/leaderboard",
+        "/leaderboard?window=daily&players=player_oa",
+        200,
+    )
+    .await;
+    p.get("/leaderboard", "/leaderboard?window=hourly", 400)
+        .await;
     let player = "/leaderboard/players/{playerId}";
-    p.get(player, "/leaderboard/players/player_oa?window=daily&around=2", 200)
-        .await;
+    p.get(
+        player,
+        "/leaderboard/players/player_oa?window=daily&around=2",
+        200,
+    )
+    .await;
     p.get(player, "/leaderboard/players/nobody_here?window=daily", 404)
         .await;
     p.get(player, "/leaderboard/players/x", 400).await;
     let history = "/leaderboard/history";
-    p.get(history, "/leaderboard/history?window=daily&period=2020-01-01", 200)
+    p.get(
+        history,
+        "/leaderboard/history?window=daily&period=2020-01-01",
+        200,
+    )
+    .await;
+    p.get(
+        history,
+        "/leaderboard/history?window=daily&period=2099-01-01",
+        404,
+    )
+    .await;
+    p.get(history, "/leaderboard/history?window=daily", 400)
         .await;
-    p.get(history, "/leaderboard/history?window=daily&period=2099-01-01", 404)
-        .await;
-    p.get(history, "/leaderboard/history?window=daily", 400).await;
     p.stream("/leaderboard/stream", "/leaderboard/stream?window=daily")
         .await;
-    p.get("/leaderboard/stream", "/leaderboard/stream?window=hourly", 400)
-        .await;
+    p.get(
+        "/leaderboard/stream",
+        "/leaderboard/stream?window=hourly",
+        400,
+    )
+    .await;
 
     // Fairness: a quarantined event (over MAX_DELTA_XP) and a second one, for the admin's
     // release and reject.
@@ -669,8 +735,10 @@ async fn exercise_the_api(app: &TestApp, contract: &mut Contract) {
         let over = to_vec(&progression(id, "player_oq", 1_000_000));
         p.signed("/events", "/events", &over, &[], 202).await;
     }
-    app.eventually("/fairness/flags?playerId=player_oq", |r| r.body["total"] == 2)
-        .await;
+    app.eventually("/fairness/flags?playerId=player_oq", |r| {
+        r.body["total"] == 2
+    })
+    .await;
     let fplayer = "/fairness/players/{playerId}";
     p.get(fplayer, "/fairness/players/player_oq", 200).await;
     p.get(fplayer, "/fairness/players/x", 400).await;
@@ -681,16 +749,44 @@ async fn exercise_the_api(app: &TestApp, contract: &mut Contract) {
 
     // Admin: every operation refuses a request without the token, then answers with it.
     let admin_ops: [(Method, &str, &str); 10] = [
-        (Method::POST, "/admin/players/{playerId}/block", "/admin/players/player_ob/block"),
-        (Method::DELETE, "/admin/players/{playerId}/block", "/admin/players/player_ob/block"),
-        (Method::POST, "/admin/players/{playerId}/erase", "/admin/players/player_ob/erase"),
+        (
+            Method::POST,
+            "/admin/players/{playerId}/block",
+            "/admin/players/player_ob/block",
+        ),
+        (
+            Method::DELETE,
+            "/admin/players/{playerId}/block",
+            "/admin/players/player_ob/block",
+        ),
+        (
+            Method::POST,
+            "/admin/players/{playerId}/erase",
+            "/admin/players/player_ob/erase",
+        ),
         (Method::GET, "/admin/blocks", "/admin/blocks"),
         (Method::GET, "/admin/failed-events", "/admin/failed-events"),
         (Method::GET, "/admin/audit", "/admin/audit"),
-        (Method::POST, "/admin/leaderboards/rebuild", "/admin/leaderboards/rebuild"),
-        (Method::POST, "/admin/leaderboards/{window}/reset", "/admin/leaderboards/daily/reset"),
-        (Method::POST, "/admin/flags/{eventId}/release", "/admin/flags/oa-q1/release"),
-        (Method::POST, "/admin/flags/{eventId}/reject", "/admin/flags/oa-q1/reject"),
+        (
+            Method::POST,
+            "/admin/leaderboards/rebuild",
+            "/admin/leaderboards/rebuild",
+        ),
+        (
+            Method::POST,
+            "/admin/leaderboards/{window}/reset",
+            "/admin/leaderboards/daily/reset",
+        ),
+        (
+            Method::POST,
+            "/admin/flags/{eventId}/release",
+            "/admin/flags/oa-q1/release",
+        ),
+        (
+            Method::POST,
+            "/admin/flags/{eventId}/reject",
+            "/admin/flags/oa-q1/reject",
+        ),
     ];
     for (method, template, url) in admin_ops {
         p.send(method, template, url, &[], None, 401).await;
@@ -720,39 +816,105 @@ async fn exercise_the_api(app: &TestApp, contract: &mut Contract) {
     .await;
     p.admin(Method::GET, "/admin/blocks", "/admin/blocks", None, 200)
         .await;
-    p.admin(Method::DELETE, block, "/admin/players/player_ob/block", None, 200)
-        .await;
+    p.admin(
+        Method::DELETE,
+        block,
+        "/admin/players/player_ob/block",
+        None,
+        200,
+    )
+    .await;
     let failed = "/admin/failed-events";
-    p.admin(Method::GET, failed, "/admin/failed-events?limit=5", None, 200)
-        .await;
-    p.admin(Method::GET, failed, "/admin/failed-events?limit=abc", None, 400)
-        .await;
-    p.admin(Method::GET, "/admin/audit", "/admin/audit?limit=5", None, 200)
-        .await;
+    p.admin(
+        Method::GET,
+        failed,
+        "/admin/failed-events?limit=5",
+        None,
+        200,
+    )
+    .await;
+    p.admin(
+        Method::GET,
+        failed,
+        "/admin/failed-events?limit=abc",
+        None,
+        400,
+    )
+    .await;
+    p.admin(
+        Method::GET,
+        "/admin/audit",
+        "/admin/audit?limit=5",
+        None,
+        200,
+    )
+    .await;
     let rebuild = "/admin/leaderboards/rebuild";
     p.admin(Method::POST, rebuild, rebuild, None, 200).await;
     let reset = "/admin/leaderboards/{window}/reset";
-    p.admin(Method::POST, reset, "/admin/leaderboards/daily/reset", None, 200)
-        .await;
-    p.admin(Method::POST, reset, "/admin/leaderboards/hourly/reset", None, 400)
-        .await;
+    p.admin(
+        Method::POST,
+        reset,
+        "/admin/leaderboards/daily/reset",
+        None,
+        200,
+    )
+    .await;
+    p.admin(
+        Method::POST,
+        reset,
+        "/admin/leaderboards/hourly/reset",
+        None,
+        400,
+    )
+    .await;
     let release = "/admin/flags/{eventId}/release";
     let reject = "/admin/flags/{eventId}/reject";
     p.admin(Method::POST, reject, "/admin/flags/oa-q1/reject", None, 200)
         .await;
-    p.admin(Method::POST, release, "/admin/flags/oa-q1/release", None, 409)
-        .await;
-    p.admin(Method::POST, release, "/admin/flags/oa-q2/release", None, 200)
-        .await;
+    p.admin(
+        Method::POST,
+        release,
+        "/admin/flags/oa-q1/release",
+        None,
+        409,
+    )
+    .await;
+    p.admin(
+        Method::POST,
+        release,
+        "/admin/flags/oa-q2/release",
+        None,
+        200,
+    )
+    .await;
     p.admin(Method::POST, reject, "/admin/flags/oa-q2/reject", None, 409)
         .await;
-    p.admin(Method::POST, release, "/admin/flags/no-such-flag/release", None, 404)
-        .await;
-    p.admin(Method::POST, reject, "/admin/flags/no-such-flag/reject", None, 404)
-        .await;
+    p.admin(
+        Method::POST,
+        release,
+        "/admin/flags/no-such-flag/release",
+        None,
+        404,
+    )
+    .await;
+    p.admin(
+        Method::POST,
+        reject,
+        "/admin/flags/no-such-flag/reject",
+        None,
+        404,
+    )
+    .await;
     let erase = "/admin/players/{playerId}/erase";
-    p.admin(Method::POST, erase, "/admin/players/player_ob/erase", None, 200)
-        .await;
+    p.admin(
+        Method::POST,
+        erase,
+        "/admin/players/player_ob/erase",
+        None,
+        200,
+    )
+    .await;
     p.admin(Method::POST, erase, "/admin/players/x/erase", None, 400)
         .await;
 }

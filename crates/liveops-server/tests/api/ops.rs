@@ -34,10 +34,7 @@ async fn a_fresh_server_lists_every_metric_with_help_and_its_known_series() {
                 liveops_server::ops::catalog::Kind::Histogram => format!("{}_count", m.name),
                 _ => m.name.to_string(),
             };
-            let labels: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{v}\""))
-                .collect();
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
             let series = if labels.is_empty() {
                 format!("{name} ")
             } else {
