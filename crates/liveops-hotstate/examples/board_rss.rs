@@ -1,8 +1,9 @@
 //! Resident memory of a million players on the three windows.
 //!
 //! `cargo run --release -p liveops-hotstate --example board_rss -- apply|load [players]`:
-//! `apply` feeds one event per player through `MemoryLeaderboards::apply` (names shared across
-//! windows), `load` rebuilds each window with `MemoryLeaderboards::load` (one name per board).
+//! `apply` feeds one event per player through `MemoryLeaderboards::apply`; `load` rebuilds each
+//! window with `MemoryLeaderboards::load`, whose B-tree nodes start half full (see
+//! `BoardIndex::from_rows`).
 
 use std::time::Instant;
 
