@@ -66,7 +66,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
+# From the scratch directory: schemathesis keeps a cache of its findings in the working directory.
 status=0
+cd "$data_dir"
 timeout --signal=INT "${SCHEMATHESIS_TIMEOUT:-300}" \
   "$venv/bin/schemathesis" run "$base/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
