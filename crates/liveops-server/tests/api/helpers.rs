@@ -154,7 +154,9 @@ impl TestApp {
     /// per-player flood limit) is retried.
     pub async fn assert_settled_at(&self, player: &str, xp: i64) {
         let mut barrier = progression("", player, 1);
-        barrier.as_object_mut().map(|e| e.remove("eventId"));
+        if let Some(e) = barrier.as_object_mut() {
+            e.remove("eventId");
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let r = self.post(&barrier).await;
