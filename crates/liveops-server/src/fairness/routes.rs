@@ -69,8 +69,8 @@ pub struct Flag {
 impl From<FlagRecord> for Flag {
     fn from(f: FlagRecord) -> Self {
         Flag {
-            event_id: f.event_id,
-            player_id: f.player_id,
+            event_id: f.event_id.into(),
+            player_id: f.player_id.into(),
             metric: f.metric,
             value: f.value,
             rule: f.rule,

@@ -55,7 +55,7 @@ impl From<&ArchivedEntry> for LeaderboardEntry {
     fn from(e: &ArchivedEntry) -> Self {
         LeaderboardEntry {
             rank: e.rank,
-            player_id: e.player_id.clone(),
+            player_id: e.player_id.to_string(),
             score: e.score,
         }
     }

@@ -99,7 +99,7 @@ impl From<RewardRecord> for RewardView {
             item: r.item,
             level: r.level,
             granted_at: r.granted_at,
-            event_id: r.event_id,
+            event_id: r.event_id.into(),
             receipt_id: r.receipt_id,
         }
     }
