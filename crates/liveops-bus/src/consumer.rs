@@ -1,4 +1,4 @@
-//! [`RoleConsumer`]: a role's durable pull consumer on the event stream (issue 4, item 3).
+//! [`RoleConsumer`]: a role's durable pull consumer on the event stream.
 //!
 //! One durable consumer per role, named `<namespace>_<role>`, with cumulative acks (`AckPolicy::All`:
 //! acking a message acks every earlier one, so a batch costs one ack, not one per event) and unlimited

@@ -1,4 +1,4 @@
-//! The durable event bus of a scaled-out deployment (SPEC section 2, issue 4 item 3): NATS
+//! The durable event bus of a scaled-out deployment (`docs/operations.md`): NATS
 //! JetStream as the event log, shared by every gateway process.
 //!
 //! - [`NatsEventLog`] ([`log`](crate::log)): implements [`liveops_store::EventLog`] on one

@@ -15,7 +15,7 @@
 //! Deduplication: each message carries `Nats-Msg-Id = eventId`; JetStream drops a repeat within
 //! the stream's duplicate window ([`NatsOptions::duplicate_window`]) and says so in the PubAck,
 //! which becomes [`Appended::Duplicate`]. A repeat *after* the window is stored again under a new
-//! seq: SPEC's "a repeated eventId is a duplicate forever" is then kept by the consumer that
+//! seq: the API's "a repeated eventId is a duplicate forever" is then kept by the consumer that
 //! records the log into the system of record (unique `eventId` there), not by the bus.
 //!
 //! Retention: limits-based by age ([`NatsOptions::max_age`], 7 days by default). The stream is

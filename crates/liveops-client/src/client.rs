@@ -1,4 +1,4 @@
-//! [`Client`]: signs and sends liveops API requests (SPEC sections 4 and 5).
+//! [`Client`]: signs and sends liveops API requests (`docs/api.md`).
 //!
 //! Every method returns the status and body whatever the status ([`ApiResponse`]); only transport
 //! failures (connection refused, timeout) are errors. This keeps refusals (401, 409, 429...) as easy
@@ -86,7 +86,7 @@ impl ApiResponse {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// `error.code` of an error body (SPEC section 4).
+    /// `error.code` of an error body (`docs/api.md`).
     pub fn error_code(&self) -> Option<&str> {
         self.body.pointer("/error/code").and_then(Value::as_str)
     }
@@ -206,7 +206,7 @@ impl Client {
             .await
     }
 
-    /// `POST /rewards/claim` `{"playerId", "rewardId"}`, signed like events (SPEC section 5).
+    /// `POST /rewards/claim` `{"playerId", "rewardId"}`, signed like events (`docs/api.md`).
     pub async fn claim_reward(
         &self,
         player_id: &str,

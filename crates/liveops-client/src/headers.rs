@@ -1,4 +1,4 @@
-//! Signature headers (SPEC section 4).
+//! Signature headers (`docs/api.md`).
 //!
 //! `X-Signature: sha256=<hex>` is the HMAC-SHA256 of the raw body, or of `<body>.<timestamp>`
 //! when `X-Timestamp` is sent; `X-Key-Id` names a rotated key from `HMAC_KEYS`. The MAC itself

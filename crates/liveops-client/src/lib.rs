@@ -1,4 +1,4 @@
-//! A signing HTTP client for the liveops API (SPEC sections 4 and 5), shared by the `liveops`
+//! A signing HTTP client for the liveops API (`docs/api.md`), shared by the `liveops`
 //! CLI (`send`, `sign`, `loadgen`) and the integration tests.
 //!
 //! - [`headers`]: the signature headers of a request (`X-Signature`, `X-Timestamp`, `X-Key-Id`)

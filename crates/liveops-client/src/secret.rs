@@ -1,5 +1,5 @@
 //! Where the CLI finds the HMAC secret, and the one implementation of the dev secret file
-//! (SPEC section 3).
+//! (`.env.example`).
 //!
 //! In order: with a key id, the matching entry of `HMAC_KEYS` (`id:secret,...`) and nothing else,
 //! so a typo in the id never silently signs with another key; otherwise `HMAC_SECRET`; otherwise
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use liveops_domain::keys::{self, DevSecret, KeyError, Secret};
 pub use liveops_domain::keys::{parse_hmac_keys, DEV_SECRET_FILE as SECRET_FILE};
 
-/// The default `DATA_DIR` (SPEC section 2).
+/// The default `DATA_DIR` (`docs/operations.md`).
 pub const DEFAULT_DATA_DIR: &str = "./liveops-data";
 
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! The event envelope (SPEC section 4) and its validation.
+//! The event envelope (`docs/api.md`) and its validation.
 //!
 //! Two paths decide the same thing. The fast one deserializes a well-formed envelope straight
 //! into borrowed typed fields and leaves the payload as the client's JSON text: no tree, no map,
@@ -25,7 +25,7 @@ pub const MAX_TEXT_LEN: usize = 128;
 
 const TOP_LEVEL_FIELDS: &[&str] = &["eventId", "type", "playerId", "ts", "payload"];
 
-// The rules both paths check, in one place so that they cannot drift apart (SPEC section 4).
+// The rules both paths check, in one place so that they cannot drift apart (`docs/api.md`).
 const BOSS_TIERS: std::ops::RangeInclusive<i64> = 1..=10;
 
 fn text_fits(s: &str) -> bool {
@@ -308,7 +308,7 @@ mod fast {
     use super::*;
 
     /// The envelope as derived `Deserialize` reads it. Derived structs also accept a JSON array
-    /// (fields by position), which the SPEC does not, hence the `{` checks before each.
+    /// (fields by position), which the API does not, hence the `{` checks before each.
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Envelope<'a> {
@@ -757,7 +757,7 @@ mod tests {
 
     #[test]
     fn what_the_fast_path_declines_the_checking_path_decides() {
-        // Fields by position: serde's derived structs take an array, the SPEC does not.
+        // Fields by position: serde's derived structs take an array, the API does not.
         let array = br#"["e1","progression","p_1",1,{"deltaXp":1,"activity":"a"}]"#;
         assert!(fast::event(array).is_none());
         assert!(Event::from_slice(array).is_err());

@@ -1,4 +1,4 @@
-//! Fairness statistics (SPEC section 7): hard limits, per-player and population baselines, the
+//! Fairness statistics (`docs/fairness.md`): hard limits, per-player and population baselines, the
 //! verdict on one event, and the "three flags in ten minutes" window.
 //!
 //! Everything here is pure: the caller feeds the committed event stream in order, asks
@@ -42,7 +42,7 @@
 //!   bosses give 0 points), where a relative floor would be tiny.
 //!
 //! Because the relative floor is at least `1 / ANOMALY_Z`, a *low* value of a non-negative
-//! metric can never reach `-ANOMALY_Z`: the test is the `|z|` of the SPEC, but in practice only
+//! metric can never reach `-ANOMALY_Z`: the test is the `|z|` of docs/fairness.md, but in practice only
 //! inflated values are flagged, which is what a cheater gains from.
 //!
 //! # The population rule
@@ -219,7 +219,7 @@ pub fn observation(kind: &EventKind) -> Option<(MetricKey, f64)> {
     }
 }
 
-/// The thresholds of the fairness guard. `Default` is the SPEC defaults; the floors and the
+/// The thresholds of the fairness guard. `Default` is the documented defaults (docs/fairness.md); the floors and the
 /// population sizes are explained in the module documentation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FairnessRules {

@@ -1,4 +1,4 @@
-//! Identifiers, parsed once at the edge: a `PlayerId` in hand is always valid (SPEC section 4).
+//! Identifiers, parsed once at the edge: a `PlayerId` in hand is always valid (`docs/api.md`).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Signing keys as the server and the CLI both read them (SPEC section 3): the [`Secret`]
+//! Signing keys as the server and the CLI both read them (`.env.example`): the [`Secret`]
 //! wrapper, the `HMAC_KEYS` list, the at-least-32-bytes rule and the dev secret file
 //! convention (`DATA_DIR/hmac_secret`).
 //!

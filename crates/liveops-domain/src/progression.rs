@@ -1,4 +1,4 @@
-//! Progression rules (SPEC section 5): XP per event, levels, level-up rewards.
+//! Progression rules (`docs/api.md`): XP per event, levels, level-up rewards.
 //!
 //! The rules are plain functions of their inputs so the consumer that applies them, the rebuild
 //! and the tests all agree by construction.
@@ -42,7 +42,7 @@ pub struct LevelReward {
     pub item: &'static str,
 }
 
-/// The most levels one event is rewarded for. `deltaXp` may be as large as 2^53 (SPEC section 4
+/// The most levels one event is rewarded for. `deltaXp` may be as large as 2^53 (`docs/api.md`
 /// sets no maximum), which is 9 * 10^12 levels: one reward row each would exhaust memory and
 /// stop progression for good (the event would be replayed after every restart). The fairness
 /// guard flags any event over `MAX_DELTA_XP` (10 levels at the defaults), so only such an event,

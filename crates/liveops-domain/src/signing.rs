@@ -1,4 +1,4 @@
-//! HMAC-SHA256 signatures (SPEC sections 4 and 5).
+//! HMAC-SHA256 signatures (`docs/api.md`).
 //!
 //! Requests: the MAC covers the raw body, or `<body>.<timestamp>` when `X-Timestamp` is sent.
 //! Receipts: the MAC covers `receiptId:playerId:item:timestamp`. Comparison is constant-time
@@ -10,7 +10,7 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The minimum secret length in production (SPEC section 3).
+/// The minimum secret length in production (`.env.example`).
 pub const MIN_SECRET_LEN: usize = 32;
 
 fn mac(secret: &[u8]) -> HmacSha256 {
@@ -68,7 +68,7 @@ impl RequestKey {
     }
 }
 
-/// A signed reward receipt (SPEC section 5). `timestamp` is unix seconds at issue.
+/// A signed reward receipt (`docs/api.md`). `timestamp` is unix seconds at issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Receipt {

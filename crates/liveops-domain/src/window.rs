@@ -1,4 +1,4 @@
-//! Leaderboard windows and their periods in a time zone (SPEC sections 3 and 6).
+//! Leaderboard windows and their periods in a time zone (`.env.example` and `docs/api.md`).
 //!
 //! A period is a half-open UTC interval `[start, end)` with a stable id. Within one window the
 //! periods partition time: every instant belongs to exactly one period and a period's `end` is the
@@ -132,7 +132,7 @@ pub struct Calendar {
 }
 
 impl Default for Calendar {
-    /// UTC with calendar-quarter seasons: the SPEC defaults.
+    /// UTC with calendar-quarter seasons: the documented defaults.
     fn default() -> Self {
         Self::new(chrono_tz::UTC, SeasonRule::CalendarQuarter)
     }

@@ -1,4 +1,4 @@
-//! A seeded simulation of the fairness guard (SPEC section 7): honest players with noisy but
+//! A seeded simulation of the fairness guard (`docs/fairness.md`): honest players with noisy but
 //! steady values must almost never be flagged, and the classic cheats must almost always be.
 //! Run with `--nocapture` to see the measured rates.
 

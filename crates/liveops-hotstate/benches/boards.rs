@@ -1,5 +1,5 @@
 //! `BoardIndex` with a million players: the per-event update and the reads behind
-//! `GET /leaderboard` and `GET /leaderboard/players/{id}` (SPEC section 6).
+//! `GET /leaderboard` and `GET /leaderboard/players/{id}` (`docs/api.md`).
 //!
 //! `cargo bench -p liveops-hotstate --bench boards -- --warm-up-time 1 --measurement-time 3`
 

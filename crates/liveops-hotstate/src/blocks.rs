@@ -1,4 +1,4 @@
-//! The block list the gateway consults before the durable append (SPEC section 7: a blocked
+//! The block list the gateway consults before the durable append (`docs/fairness.md`: a blocked
 //! player gets 403 `player_blocked`). The system of record holds the blocks (`AdminStore`);
 //! this is the copy the gateway checks on every event, loaded at start-up and updated by the
 //! admin API and the fairness guard. Expiry is judged with the injected clock.

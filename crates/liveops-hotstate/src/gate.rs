@@ -1,4 +1,4 @@
-//! The gateway's per-event question to the hot state (SPEC sections 4 and 7): is this player
+//! The gateway's per-event question to the hot state (`docs/api.md` and `docs/fairness.md`): is this player
 //! blocked (403), and may they send one more event now under `FLOOD_MAX_PER_SEC` (429)? Both
 //! are asked for every event, so they are one port: on a single Redis node one script answers
 //! both in one command ([`crate::redis::RedisPlayerGate`]); elsewhere

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` (SPEC section 4): the same key with the same body within `IDEMP_TTL` is a
+//! `Idempotency-Key` (`docs/api.md`): the same key with the same body within `IDEMP_TTL` is a
 //! replay (208 with the original eventIds); with a different body it is a conflict (409).
 //!
 //! Losing these keys (a restart, a Redis wipe) is safe because every accepted event also has a

@@ -1,4 +1,4 @@
-//! The [`Leaderboards`] port: live rankings per window and period (SPEC section 6), kept as
+//! The [`Leaderboards`] port: live rankings per window and period (`docs/api.md`), kept as
 //! derived state that the leaderboard role rebuilds from the system of record.
 //!
 //! Exactly once: [`Leaderboards::apply`] takes log events with their `seq` and moves a cursor
@@ -58,7 +58,7 @@ pub struct BoardEvent {
     pub player: PlayerId,
     /// The XP it grants (the score in every window).
     pub xp: i64,
-    /// The server's receive time: windows use it (SPEC section 6).
+    /// The server's receive time: windows use it (`docs/api.md`).
     pub received_at: DateTime<Utc>,
 }
 

@@ -1,5 +1,5 @@
 //! Hot state: derived data that is fast to read and safe to lose, because it can be rebuilt from
-//! the system of record or is only a short-lived guard (SPEC section 2). Each capability is a
+//! the system of record or is only a short-lived guard (`docs/operations.md`). Each capability is a
 //! port (a narrow trait and the types in its signatures) with an in-memory implementation (the
 //! embedded default) and a Redis one (shared by every process, works on Redis Cluster); one
 //! contract suite (`tests/contract`) runs against all of them.

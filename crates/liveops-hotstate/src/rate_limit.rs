@@ -1,4 +1,4 @@
-//! Rate limits (SPEC section 4): per client IP (`RATE_LIMIT_MAX` a minute), per player
+//! Rate limits (`docs/api.md`): per client IP (`RATE_LIMIT_MAX` a minute), per player
 //! (`FLOOD_MAX_PER_SEC` a second) and guest sessions issued per IP. Each is a GCRA limit: a
 //! burst of N, refilled at N per period; a refusal says how long to wait (`Retry-After`).
 //!

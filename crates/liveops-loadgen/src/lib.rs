@@ -1,5 +1,5 @@
 //! The load generator behind `liveops loadgen`: signed load against a server on this machine
-//! (SPEC section 9). The binary parses [`Args`] (a `clap::Args`, flattened into its subcommand)
+//! (`docs/api.md`). The binary parses [`Args`] (a `clap::Args`, flattened into its subcommand)
 //! and calls [`run`], which prints the report and returns an error only when the run could not
 //! start (bad flags, no server, no secret).
 //!

@@ -8,7 +8,7 @@ use liveops_domain::EventType;
 
 use liveops_client::cli::{KeyArgs, DEFAULT_URL};
 
-/// The largest batch the server accepts (SPEC section 4).
+/// The largest batch the server accepts (`docs/api.md`).
 pub const MAX_BATCH: usize = 500;
 /// The run length when neither --duration nor --count is given: a load test is always bounded.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -69,7 +69,7 @@ pub struct Args {
     /// Print one JSON object with the figures instead of the table (no progress bar).
     #[arg(long)]
     pub json: bool,
-    /// Also measure how soon an accepted event shows on the leaderboard (SPEC section 6: within
+    /// Also measure how soon an accepted event shows on the leaderboard (`docs/api.md`: within
     /// 100 ms at p99 under load): every --probe-interval, one event for a fresh player on
     /// connections of its own, then `GET /leaderboard/players/<id>?window=daily` every
     /// millisecond until it shows the event's score. Probes are not in the load's figures.

@@ -1,5 +1,5 @@
 //! `--probe-visibility`: how soon an accepted event shows on the leaderboard, seen from outside
-//! while the load runs (SPEC section 6: "within 100 ms at p99 under the benchmark load").
+//! while the load runs (`docs/api.md`: "within 100 ms at p99 under the benchmark load").
 //!
 //! Every `--probe-interval` a probe sends one signed progression event for a player nobody else
 //! writes (`probe_<run>_<n>`), and from the moment its 202 arrives polls

@@ -11,7 +11,7 @@ use super::options::{Pace, Plan};
 use super::probe::ProbeStats;
 use super::stats::{Percentiles, Stats};
 
-/// SPEC section 6: an accepted event shows on the leaderboard within this, at p99 under load.
+/// `docs/api.md`: an accepted event shows on the leaderboard within this, at p99 under load.
 const VISIBILITY_TARGET: Duration = Duration::from_millis(100);
 
 /// The figures of a finished run.
@@ -388,7 +388,7 @@ fn probe_hints(p: &ProbeStats) -> Vec<String> {
     let p99 = Percentiles::of(&p.latency).p99;
     if !p.latency.is_empty() && p99 > target_us {
         hints.push(format!(
-            "accepted events took {} at p99 to show on the leaderboard{}, over the {} of SPEC section 6",
+            "accepted events took {} at p99 to show on the leaderboard{}, over the {} of `docs/api.md`",
             fmt_us(p99),
             if p.timeouts > 0 {
                 format!(" ({} never showed within {})", fmt_count(p.timeouts), fmt_us(duration_us(p.timeout)))
@@ -574,7 +574,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("hint: accepted events took 5.00s at p99 to show on the leaderboard (2 never showed within 5.00s), over the 100.00ms of SPEC section 6"),
+            text.contains("hint: accepted events took 5.00s at p99 to show on the leaderboard (2 never showed within 5.00s), over the 100.00ms of `docs/api.md`"),
             "{text}"
         );
         assert_eq!(r.json()["visibilityMs"]["timeouts"], 2);

@@ -33,7 +33,7 @@ use crate::progression::ProgressionState;
 /// How many refused requests the failed-events store keeps.
 const FAILED_EVENTS_KEPT: usize = 1000;
 
-/// The hot state (SPEC section 2): in process memory, or in Redis when `REDIS_URL` is set.
+/// The hot state (`docs/operations.md`): in process memory, or in Redis when `REDIS_URL` is set.
 pub struct HotState {
     pub leaderboards: Arc<dyn Leaderboards>,
     pub idempotency: Arc<dyn IdempotencyKeys>,

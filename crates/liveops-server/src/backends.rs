@@ -1,4 +1,4 @@
-//! The one place that picks the adapters from the configuration (SPEC section 2):
+//! The one place that picks the adapters from the configuration (`docs/operations.md`):
 //!
 //! | setting | system of record | durable log (where a 202 is made) | consumers lead by |
 //! |---|---|---|---|

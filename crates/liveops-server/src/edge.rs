@@ -3,9 +3,9 @@
 //! It does three jobs in one layer:
 //! - the trace id: taken from `traceparent` or `X-Request-Id`, else made; log lines inside the
 //!   request carry it (a span), and the answer echoes it in `X-Trace-Id`;
-//! - the HTTP metrics of SPEC section 8 (`http_requests_total`, `http_requests_duration_seconds`)
+//! - the HTTP metrics of `docs/api.md` (`http_requests_total`, `http_requests_duration_seconds`)
 //!   by method, route template, status and the `service` (the role the process runs);
-//! - JSON errors: every 4xx/5xx answer is `{"error": {...}}` (SPEC section 4), also the ones axum
+//! - JSON errors: every 4xx/5xx answer is `{"error": {...}}` (`docs/api.md`), also the ones axum
 //!   makes itself (no route, wrong method, bad path or query) and a handler's panic, which
 //!   becomes a 500 for that request instead of a dead connection task.
 //!

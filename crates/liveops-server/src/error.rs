@@ -1,4 +1,4 @@
-//! The one error type of the HTTP surface: SPEC error codes, the status mapping in one `match`,
+//! The one error type of the HTTP surface: API error codes (docs/api.md), the status mapping in one `match`,
 //! and the JSON body `{"error": {"code", "message", "field"}}`. Internal causes are logged,
 //! never sent to the client.
 
@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-/// SPEC section 4 error codes, plus the few the other endpoints need.
+/// `docs/api.md` error codes, plus the few the other endpoints need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

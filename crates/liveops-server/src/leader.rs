@@ -1,4 +1,4 @@
-//! One active worker per consumer role across processes (issue 4: several processes of any role
+//! One active worker per consumer role across processes (several processes of any role
 //! may run against the same engines).
 //!
 //! The consumers apply the log in order from a cursor, which is what makes exactly-once and

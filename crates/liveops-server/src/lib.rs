@@ -1,18 +1,18 @@
 //! The liveops server: the roles and the composition root.
 //!
-//! - [`config`]: the typed configuration (SPEC section 3).
+//! - [`config`]: the typed configuration (`.env.example`).
 //! - [`app`]: `Application::build(config, clock)`, `port()`, `run_until_stopped(shutdown)`.
-//! - [`gateway`]: signed ingest, `POST /events`, `POST /events/batch` (SPEC section 4).
+//! - [`gateway`]: signed ingest, `POST /events`, `POST /events/batch` (`docs/api.md`).
 //! - [`progression`]: progress, rewards, claims, receipts, and the worker applying the log
-//!   (SPEC section 5).
+//!   (`docs/api.md`).
 //! - [`leaderboard`]: rankings, history, rollover, the worker applying the log, and the live
-//!   SSE stream (SPEC section 6).
+//!   SSE stream (`docs/api.md`).
 //! - [`fairness`]: the fairness guard: judges the log before the other consumers, flags,
-//!   quarantine, blocks, `/fairness/*` (SPEC section 7).
+//!   quarantine, blocks, `/fairness/*` (`docs/fairness.md`).
 //! - [`pipeline`]: the consumer loop the workers share.
 //! - [`admin`]: the admin API under `/admin/*` (blocks, failed events, audit, rebuild).
-//! - [`ops`]: health, readiness, metrics, OpenAPI (SPEC section 8).
-//! - [`error`]: the API error type and the SPEC error codes.
+//! - [`ops`]: health, readiness, metrics, OpenAPI (`docs/api.md`).
+//! - [`error`]: the API error type and the API error codes (docs/api.md).
 //! - [`extract`]: request extractors shared by the routes: path ids, paging, typed queries.
 //! - [`edge`]: the layer every request passes: trace id, HTTP metrics, JSON errors, panics.
 //! - [`telemetry`]: JSON logs.

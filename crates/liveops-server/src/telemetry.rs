@@ -1,4 +1,4 @@
-//! JSON log lines (SPEC section 8): `timestamp`, `level`, fields such as `service`,
+//! JSON log lines (`docs/api.md`): `timestamp`, `level`, fields such as `service`,
 //! `player_id`, `event_type`, `duration_ms` flattened to the top level, and the request span
 //! with its `trace_id` (see `edge`).
 

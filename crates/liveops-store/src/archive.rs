@@ -1,4 +1,4 @@
-//! Final standings of ended leaderboard periods (SPEC section 6, `GET /leaderboard/history`).
+//! Final standings of ended leaderboard periods (`docs/api.md`, `GET /leaderboard/history`).
 //! The embedded archive is one JSON file per period under `DATA_DIR/archive`; the PostgreSQL
 //! store keeps the same documents in a table. Another medium (object storage) is one more
 //! implementation of [`Archive`].

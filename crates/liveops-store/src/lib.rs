@@ -1,7 +1,7 @@
 //! The system of record: everything that must survive a crash.
 //!
 //! - [`EventLog`]: the durable, ordered event log. An append returns only after the commit, so
-//!   the gateway can answer 202 (SPEC section 2). Each event gets a sequence number in commit
+//!   the gateway can answer 202 (`docs/operations.md`). Each event gets a sequence number in commit
 //!   order; `eventId` is unique forever (permanent dedup).
 //! - [`ProgressStore`]: player progression, the reward ledger and receipts, applied from the log
 //!   exactly once (the consumer's cursor moves in the same transaction as the effects).
@@ -245,7 +245,7 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
-/// What became of a flagged event (SPEC section 7).
+/// What became of a flagged event (`docs/fairness.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlagStatus {

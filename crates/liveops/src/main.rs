@@ -1,4 +1,4 @@
-//! `liveops`: one binary for every role and tool (SPEC section 9). `main` parses and dispatches;
+//! `liveops`: one binary for every role and tool (`docs/api.md`). `main` parses and dispatches;
 //! each subcommand lives in its own file under `cmd/`.
 
 use clap::{Parser, Subcommand};

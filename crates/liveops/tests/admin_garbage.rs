@@ -1,5 +1,5 @@
 //! Garbage against the newer surfaces (guest sessions, admin, fairness), with and without the
-//! admin token: no answer is 5xx, every error is the SPEC's JSON, the server stays healthy.
+//! admin token: no answer is 5xx, every error is the documented JSON, the server stays healthy.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Durability under `kill -9` (SPEC section 2): a `202` means the event is in the system of
+//! Durability under `kill -9` (`docs/operations.md`): a `202` means the event is in the system of
 //! record, so a crash loses nothing that was acknowledged, and after the restart every event is
 //! applied exactly once, to progression and to the leaderboards alike.
 //!

@@ -1,4 +1,4 @@
-//! Robustness of the HTTP surface (SPEC section 4): "No input makes the server answer 5xx or
+//! Robustness of the HTTP surface (`docs/api.md`): "No input makes the server answer 5xx or
 //! crash", and "All errors are JSON: `{"error": {"code", ...}}`".
 //!
 //! The test runs the real binary and throws several hundred bad requests at it, generated from a

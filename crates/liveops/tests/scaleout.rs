@@ -132,7 +132,7 @@ async fn observe(
                     }
                     entries.push((rank, score, id));
                 }
-                // Ranks follow the scores (SPEC section 6: higher first, ties by playerId).
+                // Ranks follow the scores (`docs/api.md`: higher first, ties by playerId).
                 entries.sort();
                 for pair in entries.windows(2) {
                     let ((r1, s1, p1), (r2, s2, p2)) = (&pair[0], &pair[1]);

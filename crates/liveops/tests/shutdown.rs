@@ -1,4 +1,4 @@
-//! Graceful stop of the real binary (SPEC section 8: "SIGTERM: stop accepting, drain in-flight
+//! Graceful stop of the real binary (`docs/api.md`: "SIGTERM: stop accepting, drain in-flight
 //! work, exit within 2 s of idle").
 //!
 //! Idle: after a few accepted events (and with the test's client still holding its idle
@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// SPEC section 8: the exit deadline once the server is idle.
+/// `docs/api.md`: the exit deadline once the server is idle.
 const IDLE_EXIT: Duration = Duration::from_secs(2);
 /// Under load the drain may take longer than when idle; "a few seconds".
 const BUSY_EXIT: Duration = Duration::from_secs(5);

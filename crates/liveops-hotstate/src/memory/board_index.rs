@@ -1,4 +1,4 @@
-//! One ranking: the scores of one window's period, ordered for rank queries (SPEC section 6).
+//! One ranking: the scores of one window's period, ordered for rank queries (`docs/api.md`).
 //!
 //! Two structures are kept in step:
 //! - `order`, an order-statistic B-tree (`indexset::BTreeSet`) of `(Reverse(score), player)`, so
@@ -6,7 +6,7 @@
 //!   and a rank is a position: finding it and reading the entry at a position are O(log n);
 //! - `scores`, player -> current score, to find a player's key in the tree without a scan.
 //!
-//! Player names are `CompactString`s: an id of up to 24 bytes (the common case; the SPEC allows
+//! Player names are `CompactString`s: an id of up to 24 bytes (the common case; the API allows
 //! 50) lives inside the key itself. Every score change compares its key with others of the same
 //! score (ties are common: small XP totals cluster) and probes the map, and under load those
 //! comparisons are most of the boards' time; a name behind a pointer would make each of them a
@@ -24,7 +24,7 @@ use liveops_domain::PlayerId;
 
 use crate::leaderboards::Entry;
 
-/// Ordering key: derives the SPEC order because `Reverse` flips the score and `str` compares
+/// Ordering key: derives the documented order because `Reverse` flips the score and `str` compares
 /// bytewise, which for the ASCII-only `PlayerId` alphabet is plain ascending order.
 type Key = (Reverse<i64>, CompactString);
 

@@ -1,4 +1,4 @@
-//! The live leaderboards of every enabled window, in process memory (SPEC section 6).
+//! The live leaderboards of every enabled window, in process memory (`docs/api.md`).
 //!
 //! Derived state: everything here can be rebuilt from the system of record ([`MemoryLeaderboards::load`])
 //! and may be lost with the process. Per window it holds the board of the current period and the

@@ -1,7 +1,7 @@
 //! [`RedisIdempotencyKeys`]: `SET <ns>:idem:<key> <value> NX PX <IDEMP_TTL>` reserves a key;
 //! when it is taken, GET tells a replay (same body hash) from a conflict. The value is the hex
 //! SHA-256 of the body, `|`, then the recorded eventIds separated by `,` (`~` for a refused
-//! position); neither character can occur in an eventId (SPEC section 4).
+//! position); neither character can occur in an eventId (`docs/api.md`).
 
 use std::time::Duration;
 

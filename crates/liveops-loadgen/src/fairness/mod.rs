@@ -1,4 +1,4 @@
-//! `--scenario fairness`: how well the fairness guard (SPEC section 7) tells cheaters from
+//! `--scenario fairness`: how well the fairness guard (`docs/fairness.md`) tells cheaters from
 //! honest players, measured from outside.
 //!
 //! An honest population (each player with a typical `deltaXp` drawn log-normally around 100,

@@ -1,4 +1,4 @@
-//! The admin API (SPEC section 8) under `/admin/*`: `Authorization: Bearer $ADMIN_TOKEN`,
+//! The admin API (`docs/api.md`) under `/admin/*`: `Authorization: Bearer $ADMIN_TOKEN`,
 //! compared in constant time; without `ADMIN_TOKEN` every admin route answers 401 and start-up
 //! logs that the admin API is disabled. Every action is written to the audit log (who, what,
 //! when) in the system of record.

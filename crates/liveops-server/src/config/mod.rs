@@ -1,5 +1,5 @@
-//! The one typed configuration (SPEC section 3), read from flags or the environment with the
-//! SPEC's names, in two steps (zero2prod's `Settings`):
+//! The one typed configuration (`.env.example`), read from flags or the environment with the
+//! documented names (`.env.example`), in two steps (zero2prod's `Settings`):
 //!
 //! 1. [`settings`]: clap reads every setting into its type, one value at a time (`parse.rs`
 //!    holds the parsers); a bad value stops the command with a message naming the variable.
@@ -45,7 +45,7 @@ pub enum BusKind {
     Nats,
 }
 
-/// What the fairness guard does with a flagged event (`ANOMALY_ACTION`, SPEC section 7).
+/// What the fairness guard does with a flagged event (`ANOMALY_ACTION`, `docs/fairness.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AnomalyAction {
     /// Hold the event (no XP, no score) until an operator releases or rejects it.
@@ -72,7 +72,7 @@ pub enum Bus {
     Nats { url: Secret },
 }
 
-/// The roles one process runs (`liveops serve --role`, SPEC section 1).
+/// The roles one process runs (`liveops serve --role`, `docs/operations.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     All,
@@ -162,7 +162,7 @@ pub struct Config {
     pub lb_topn: usize,
     pub timezone: chrono_tz::Tz,
     pub season: SeasonRule,
-    /// The fairness guard's thresholds (SPEC section 7).
+    /// The fairness guard's thresholds (`docs/fairness.md`).
     pub fairness: FairnessRules,
     pub anomaly_action: AnomalyAction,
     /// `None`: no periodic snapshots.
@@ -363,7 +363,7 @@ impl CalendarArgs {
 }
 
 impl FairnessArgs {
-    /// The guard's thresholds: these settings over the SPEC's defaults for the rest.
+    /// The guard's thresholds: these settings over the documented defaults for the rest.
     pub fn rules(&self) -> FairnessRules {
         FairnessRules {
             z_threshold: self.anomaly_z,

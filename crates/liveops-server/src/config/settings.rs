@@ -1,4 +1,4 @@
-//! The settings as clap reads them, from flags or the environment (the SPEC's names), grouped
+//! The settings as clap reads them, from flags or the environment (the documented names (`.env.example`)), grouped
 //! so that each subcommand takes only the groups it uses: `liveops serve` takes
 //! [`Settings`] (every group), `liveops migrate` [`StoreArgs`], `liveops rebuild`
 //! [`StoreArgs`] + [`CalendarArgs`] + [`HotStateArgs`], `liveops snapshot` [`StoreArgs`] +
@@ -19,7 +19,7 @@ use liveops_domain::window::Window;
 use super::parse::{self, checked, choice, or_unset, secret, DbUrl, List, OrUnset, SeasonBound};
 use super::{AnomalyAction, BusKind, Env};
 
-/// Every setting of `liveops serve` (SPEC section 3).
+/// Every setting of `liveops serve` (`.env.example`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     #[command(flatten)]
@@ -68,7 +68,7 @@ pub struct ListenArgs {
     pub env: Env,
 }
 
-/// How requests are signed (SPEC section 4).
+/// How requests are signed (`docs/api.md`).
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Request signing")]
 pub struct SigningArgs {
@@ -101,7 +101,7 @@ pub struct SigningArgs {
     pub guest_sessions: Option<bool>,
 }
 
-/// The gateway's limits (SPEC section 4).
+/// The gateway's limits (`docs/api.md`).
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Ingest limits")]
 pub struct GatewayArgs {
@@ -132,7 +132,7 @@ pub struct GatewayArgs {
     pub idemp_ttl: Duration,
 }
 
-/// The fairness guard's thresholds (SPEC section 7, docs/fairness.md).
+/// The fairness guard's thresholds (`docs/fairness.md`, docs/fairness.md).
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Fairness guard")]
 pub struct FairnessArgs {
@@ -162,7 +162,7 @@ pub struct FairnessArgs {
     pub max_boss_points: i64,
 }
 
-/// The leaderboards' calendar (SPEC section 6): which windows, in which time zone, which season.
+/// The leaderboards' calendar (`docs/api.md`): which windows, in which time zone, which season.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Leaderboards")]
 pub struct CalendarArgs {
@@ -212,7 +212,7 @@ pub struct SnapshotArgs {
     pub snapshot_cron: OrUnset<cron::Schedule>,
 }
 
-/// The system of record (SPEC section 2).
+/// The system of record (`docs/operations.md`).
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "System of record")]
 pub struct StoreArgs {
@@ -268,7 +268,7 @@ pub struct BusArgs {
     pub bus_conn: OrUnset<Secret>,
 }
 
-/// `BUS_KIND`, with a plain answer for the SPEC's kinds this build does not have.
+/// `BUS_KIND`, with a plain answer for the documented kinds this build does not have.
 fn parse_bus_kind(s: &str) -> Result<BusKind, String> {
     match s.trim() {
         "inmem" => Ok(BusKind::Inmem),
@@ -278,7 +278,7 @@ fn parse_bus_kind(s: &str) -> Result<BusKind, String> {
     }
 }
 
-/// The hot state (SPEC section 2): boards, idempotency keys, rate limits, blocks.
+/// The hot state (`docs/operations.md`): boards, idempotency keys, rate limits, blocks.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Engines")]
 pub struct HotStateArgs {
@@ -296,7 +296,7 @@ pub struct HotStateArgs {
     pub namespace: String,
 }
 
-/// Operating the server (SPEC section 8).
+/// Operating the server (`docs/api.md`).
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Operations")]
 pub struct OpsArgs {

@@ -1,4 +1,4 @@
-//! The fairness role (SPEC section 7): judges every committed event before progression and
+//! The fairness role (`docs/fairness.md`): judges every committed event before progression and
 //! leaderboards apply it, records flags, quarantines or only flags them (`ANOMALY_ACTION`),
 //! blocks a player after three flags in ten minutes, and serves `/fairness/*`.
 //!

@@ -1,4 +1,4 @@
-//! The fairness reads (SPEC section 7): a player's standing (blocked or not, their baselines,
+//! The fairness reads (`docs/fairness.md`): a player's standing (blocked or not, their baselines,
 //! their recent flags) and the list of flags for review. Every answer is a typed struct whose
 //! schema `/openapi.json` shows; [`Flag`] is also what the admin API's release and reject
 //! answer.

@@ -1,4 +1,4 @@
-//! Request signatures (SPEC section 4): `X-Signature` over the raw body (or `<body>.<ts>` with
+//! Request signatures (`docs/api.md`): `X-Signature` over the raw body (or `<body>.<ts>` with
 //! `X-Timestamp`), `X-Key-Id` for rotated keys, the replay window `SIGNATURE_TOLERANCE`.
 
 use std::collections::HashMap;

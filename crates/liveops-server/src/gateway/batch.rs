@@ -1,4 +1,4 @@
-//! `POST /events/batch`: up to 500 signed events in one request (SPEC section 4), answered 200
+//! `POST /events/batch`: up to 500 signed events in one request (`docs/api.md`), answered 200
 //! with one result per item, in order.
 //!
 //! The whole request passes the signed-request checks ([`SignedBatch`]) and the batch's own

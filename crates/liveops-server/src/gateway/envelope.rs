@@ -1,4 +1,4 @@
-//! The request bodies of the ingest routes (SPEC section 4) as OpenAPI schemas: the event
+//! The request bodies of the ingest routes (`docs/api.md`) as OpenAPI schemas: the event
 //! envelope and the batch around it.
 //!
 //! The handlers never deserialize into these types: `liveops_domain::Event::from_slice` reads

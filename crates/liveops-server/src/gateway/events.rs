@@ -1,4 +1,4 @@
-//! `POST /events`: one signed event, answered 202 only once it is durable (SPEC section 4).
+//! `POST /events`: one signed event, answered 202 only once it is durable (`docs/api.md`).
 //!
 //! After the signed-request checks ([`SignedEvent`]): validation (400), the player's session
 //! binding, block and flood gate (403 / 429), the idempotency key (208 / 409), then the durable

@@ -1,4 +1,4 @@
-//! The failed-events store (SPEC section 4): the last refused requests, bounded, like a
+//! The failed-events store (`docs/api.md`): the last refused requests, bounded, like a
 //! dead-letter queue the dashboard and the admin API show. Bodies are truncated so a flood of
 //! large garbage cannot grow memory.
 

@@ -1,4 +1,4 @@
-//! The gateway role (SPEC section 4): signed ingest and guest sessions.
+//! The gateway role (`docs/api.md`): signed ingest and guest sessions.
 //!
 //! - [`signed`]: the signed-request checks as one extractor, [`SignedRequest`]: content type
 //!   (415), the client IP's rate limit (429), body size (413), signature and timestamp (401);
@@ -6,7 +6,7 @@
 //! - [`events`]: `POST /events`, one event.
 //! - [`batch`]: `POST /events/batch`, up to 500 events with one result each.
 //! - [`envelope`]: the event envelope and the batch as OpenAPI schemas.
-//! - [`sessions`]: `POST /sessions` and the stateless guest-session tokens (SPEC section 8).
+//! - [`sessions`]: `POST /sessions` and the stateless guest-session tokens (`docs/api.md`).
 //! - [`auth`]: signature verification; [`rate_limit`]: the per-IP limit and the client address;
 //!   [`failed`]: the failed-events store.
 //!

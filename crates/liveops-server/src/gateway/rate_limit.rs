@@ -1,4 +1,4 @@
-//! The per-client-IP limit `RATE_LIMIT_MAX` (SPEC section 4): a burst of that many requests,
+//! The per-client-IP limit `RATE_LIMIT_MAX` (`docs/api.md`): a burst of that many requests,
 //! refilled at that many per minute (GCRA, in memory or in Redis: [`RateLimits`]). The client
 //! IP is the socket peer unless the peer is a trusted proxy, in which case `X-Forwarded-For`
 //! is believed; clients in `RATE_LIMIT_EXEMPT` skip the limit.

@@ -1,4 +1,4 @@
-//! Guest sessions for browsers (SPEC section 8): `POST /sessions` gives a player id, a token
+//! Guest sessions for browsers (`docs/api.md`): `POST /sessions` gives a player id, a token
 //! and a per-session signing key. The browser signs its events with the key and sends
 //! `X-Session: <token>`; such events (and claims) may only be for the session's own player
 //! ([`SignedRequest::bind`](super::signed::SignedRequest::bind)).

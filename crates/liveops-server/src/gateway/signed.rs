@@ -1,4 +1,4 @@
-//! The checks every signed request passes before its body is read as JSON (SPEC section 4), as
+//! The checks every signed request passes before its body is read as JSON (`docs/api.md`), as
 //! one axum extractor: `POST /events`, `POST /events/batch` and `POST /rewards/claim` take a
 //! [`SignedRequest`] instead of checking inside each handler (realworld's `AuthUser`).
 //!
@@ -146,7 +146,7 @@ pub struct SignedRequest<const LIMIT: usize> {
 }
 
 impl<const LIMIT: usize> SignedRequest<LIMIT> {
-    /// The guest-session binding (SPEC section 8): a request signed with a session's key is
+    /// The guest-session binding (`docs/api.md`): a request signed with a session's key is
     /// only for the session's own player (403). `acts` completes the refusal's sentence
     /// ("send events for", "claim for").
     pub fn bind(&self, player: &PlayerId, acts: &str) -> Result<(), ApiError> {

@@ -1,4 +1,4 @@
-//! The leaderboard role (SPEC section 6): applies the decided log to the boards (in memory or in
+//! The leaderboard role (`docs/api.md`): applies the decided log to the boards (in memory or in
 //! Redis, behind [`Leaderboards`]), rolls periods over and archives their final standings, and
 //! serves rankings.
 //!

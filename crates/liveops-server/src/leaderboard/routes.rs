@@ -1,4 +1,4 @@
-//! The leaderboard reads (SPEC section 6): a page of a window's current board (or just some
+//! The leaderboard reads (`docs/api.md`): a page of a window's current board (or just some
 //! players' rows), one player's rank with their neighbours, and the archived final standings of
 //! an ended period. Every answer is a typed struct whose schema `/openapi.json` shows.
 

@@ -1,4 +1,4 @@
-//! `GET /leaderboard/stream?window=` (SPEC section 6): the top entries of a window as
+//! `GET /leaderboard/stream?window=` (`docs/api.md`): the top entries of a window as
 //! Server-Sent Events, one `leaderboard` event at connect and one after each change.
 //!
 //! Cost model, which is the point of this module: clients never read the boards themselves.

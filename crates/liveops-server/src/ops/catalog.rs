@@ -1,4 +1,4 @@
-//! The metrics the server exports (SPEC section 8), in one place: each name, what it measures
+//! The metrics the server exports (`docs/api.md`), in one place: each name, what it measures
 //! (its `# HELP` text), its kind, its labels and the label values known in advance.
 //!
 //! [`register`] describes every metric and creates a zero-valued series for each known label
@@ -193,7 +193,7 @@ pub const CONSUMERS: [&str; 3] = [
     crate::leaderboard::CONSUMER,
 ];
 
-/// Why a signed request can be refused: the `reason` label of `dropped_events_total`, the SPEC
+/// Why a signed request can be refused: the `reason` label of `dropped_events_total`, the API
 /// section 4 error code of the answer. A backend failure (`unavailable`) is not a refusal.
 pub const REFUSAL_REASONS: [ErrorCode; 14] = [
     ErrorCode::MissingSignature,

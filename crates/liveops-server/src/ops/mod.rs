@@ -1,4 +1,4 @@
-//! Operations endpoints (SPEC section 8): liveness, readiness, Prometheus metrics, the OpenAPI
+//! Operations endpoints (`docs/api.md`): liveness, readiness, Prometheus metrics, the OpenAPI
 //! document.
 //!
 //! - [`catalog`]: every metric's name, help text and known label values;

@@ -1,4 +1,4 @@
-//! The request and answer bodies of the progression routes (SPEC section 5), each deriving
+//! The request and answer bodies of the progression routes (`docs/api.md`), each deriving
 //! its OpenAPI schema.
 //!
 //! The answers are the API's own types rather than the store's or the domain's records

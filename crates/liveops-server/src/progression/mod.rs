@@ -1,4 +1,4 @@
-//! The progression role (SPEC section 5): applies the committed log to player progress and the
+//! The progression role (`docs/api.md`): applies the committed log to player progress and the
 //! reward ledger, and serves progress, rewards, claims and receipt checks.
 //!
 //! Exactly once: the store moves this consumer's cursor in the same transaction as the

@@ -1,4 +1,4 @@
-//! The web role (SPEC section 8): the operator dashboard at `/`, the demo game at `/play`, the
+//! The web role (`docs/api.md`): the operator dashboard at `/`, the demo game at `/play`, the
 //! API reference at `/docs` and their static assets under `/assets/`, all from files embedded
 //! in the binary.
 //!

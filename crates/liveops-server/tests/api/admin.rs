@@ -1,4 +1,4 @@
-//! SPEC section 8 admin API: the token, blocks (and the gateway's 403 for blocked players), the
+//! `docs/api.md` admin API: the token, blocks (and the gateway's 403 for blocked players), the
 //! failed-events store, live rebuild, erasure and board reset. Quarantine review (release and
 //! reject) is tested with the fairness guard, in `fairness.rs`.
 

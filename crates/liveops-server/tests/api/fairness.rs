@@ -1,4 +1,4 @@
-//! SPEC section 7: detection before progression and leaderboards, quarantine and review,
+//! `docs/fairness.md`: detection before progression and leaderboards, quarantine and review,
 //! flag-only mode, auto-block after three flags, the read API.
 
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! SPEC section 4: one test per row of the outcome table, and the batch endpoint.
+//! `docs/api.md`: one test per row of the outcome table, and the batch endpoint.
 
 use std::time::Duration;
 

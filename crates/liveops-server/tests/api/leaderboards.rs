@@ -1,4 +1,4 @@
-//! SPEC section 6: ordering, ties, paging, friends, around-me, periods and rollover.
+//! `docs/api.md`: ordering, ties, paging, friends, around-me, periods and rollover.
 
 use serde_json::Value;
 

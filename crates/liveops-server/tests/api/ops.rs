@@ -1,4 +1,4 @@
-//! SPEC section 8 operations endpoints.
+//! `docs/api.md` operations endpoints.
 
 use crate::helpers::*;
 

@@ -1,4 +1,4 @@
-//! SPEC section 5: XP arithmetic, levels, the reward ledger, claims and receipts.
+//! `docs/api.md`: XP arithmetic, levels, the reward ledger, claims and receipts.
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! SPEC section 8 guest sessions: a derived per-session key, an expiry, events only for the
+//! `docs/api.md` guest sessions: a derived per-session key, an expiry, events only for the
 //! session's own player, rate-limited issue, off when disabled.
 
 use liveops_domain::signing::sign_request;

@@ -1,4 +1,4 @@
-//! `GET /leaderboard/stream` (SPEC section 6): Server-Sent Events over real HTTP.
+//! `GET /leaderboard/stream` (`docs/api.md`): Server-Sent Events over real HTTP.
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 // DOM and formatting helpers both pages share. Data goes into the page only as text
 // (textContent), never as HTML: failed-event bodies and reasons are attacker-controlled.
 
-/** Words for the SPEC error codes, shown before the server's own message. */
+/** Words for the API error codes (docs/api.md), shown before the server's own message. */
 const CODE_WORDS = {
   rate_limited: 'Too many requests from this browser',
   player_flooding: 'Too many events for this player',
@@ -30,7 +30,7 @@ export class ApiFailure extends Error {
   /**
    * @param {string} message  for people
    * @param {number} status   HTTP status, 0 when the server was not reached
-   * @param {string|null} code  the SPEC error code, if the server sent one
+   * @param {string|null} code  the API error code, if the server sent one
    * @param {number|null} retryAfter  seconds from Retry-After, if sent
    */
   constructor(message, status, code, retryAfter) {

@@ -1,5 +1,5 @@
 // The demo game (`/play`): three small games whose points become real signed events through a
-// guest session (SPEC section 8), plus the player's XP, level, ranks, rewards with claims and
+// guest session (`docs/api.md`), plus the player's XP, level, ranks, rewards with claims and
 // receipts, and the live leaderboard.
 //
 // Sending: plays go into an outbox that a single loop flushes with POST /events/batch, at most

@@ -1,4 +1,4 @@
-// HMAC-SHA256 request signatures for guest sessions (SPEC sections 4 and 8): X-Signature is the
+// HMAC-SHA256 request signatures for guest sessions (`docs/api.md`): X-Signature is the
 // hex HMAC of `<body>.<timestamp>` with the session key's text as the key bytes.
 //
 // WebCrypto (`crypto.subtle`) only exists in a secure context: https, or http on localhost /
@@ -47,7 +47,7 @@ export async function hmacHex(keyText, message, { forceVendored = false } = {}) 
 
 /**
  * The headers of a guest-session request: the MAC covers `<body>.<timestamp>` (replay guard,
- * SPEC section 4) and X-Session carries the token.
+ * `docs/api.md`) and X-Session carries the token.
  */
 export async function sessionHeaders(session, body) {
   const ts = String(Math.floor(Date.now() / 1000));

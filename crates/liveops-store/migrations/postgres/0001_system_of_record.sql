@@ -1,4 +1,4 @@
--- The PostgreSQL system of record (SPEC section 2): the same tables as the embedded SQLite store,
+-- The PostgreSQL system of record (`docs/operations.md`): the same tables as the embedded SQLite store,
 -- plus the erasure tombstones and the archive of leaderboard standings. Released migrations are
 -- never edited; add a new numbered file instead.
 
@@ -83,7 +83,7 @@ CREATE TABLE audit_log (
     detail JSON NOT NULL
 );
 
--- Flagged events (SPEC section 7) and their review.
+-- Flagged events (`docs/fairness.md`) and their review.
 CREATE TABLE suspicious_events (
     seq         BIGINT PRIMARY KEY,
     event_id    TEXT NOT NULL UNIQUE,

@@ -1,4 +1,4 @@
-//! [`AdminStore`] on PostgreSQL: the GDPR erase, operator blocks, the audit log (SPEC section 8).
+//! [`AdminStore`] on PostgreSQL: the GDPR erase, operator blocks, the audit log (`docs/api.md`).
 
 use async_trait::async_trait;
 use liveops_domain::PlayerId;

@@ -1,7 +1,7 @@
 //! [`BoardSource`] and [`Archive`] on PostgreSQL: the sums leaderboards are rebuilt from
 //! (honouring operator resets in `leaderboard_resets`), the numbered releases they catch up
 //! with (`suspicious_events.release_seq`), and archived standings in
-//! `leaderboard_snapshots` (SPEC section 6).
+//! `leaderboard_snapshots` (`docs/api.md`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,5 +1,5 @@
 //! [`FairnessStore`] on PostgreSQL: flagged events (`suspicious_events`), their review, and the
-//! decided view of the log (SPEC section 7).
+//! decided view of the log (`docs/fairness.md`).
 //!
 //! A review is exactly once whoever asks: the flag row is locked (`FOR UPDATE`) before its
 //! status is checked, so of two concurrent releases one resolves and the other sees

@@ -1,4 +1,4 @@
-//! The PostgreSQL system of record (SPEC section 2): every store trait over one
+//! The PostgreSQL system of record (`docs/operations.md`): every store trait over one
 //! `sqlx` pool, with the semantics [`SqliteStore`](crate::SqliteStore) has.
 //!
 //! - `log`: appends go through ONE writer task that group-commits (whatever queued while the

@@ -93,7 +93,7 @@ const MIGRATIONS: &[&str] = &[
         LEFT JOIN events e ON e.event_id = json_extract(d.value, '$.eventId');
     UPDATE player_progress SET drops = '[]';
     "#,
-    // 4: flagged events (SPEC section 7) and their review.
+    // 4: flagged events (`docs/fairness.md`) and their review.
     r#"
     CREATE TABLE suspicious_events (
         seq            INTEGER PRIMARY KEY,

@@ -4,7 +4,7 @@
 //! The boards are built where the caller keeps them: in this process's memory (an offline
 //! check that the log and a restarted server agree, and what a snapshot is computed from), or
 //! in Redis when `liveops rebuild` is given `REDIS_URL`, where the rebuild replaces the live
-//! boards that every server reads (SPEC section 2: boards are derived state, rebuilt exactly
+//! boards that every server reads (`docs/operations.md`: boards are derived state, rebuilt exactly
 //! from the system of record).
 
 use std::sync::Arc;

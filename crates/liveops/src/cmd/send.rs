@@ -1,5 +1,5 @@
 //! `liveops send FILE|-`: sign a body, send it, print the status line and the answer
-//! (SPEC section 9). Exits non-zero when the answer is not 2xx, or when a batch answer refused
+//! (`docs/api.md`). Exits non-zero when the answer is not 2xx, or when a batch answer refused
 //! any of its events, so scripts can rely on the exit code.
 
 use std::io::Write;

@@ -1,5 +1,5 @@
 //! `liveops sign FILE|-`: print the signature headers of a body and a ready-to-paste curl command
-//! (SPEC section 9). Also home of [`target_path`], which `send` shares.
+//! (`docs/api.md`). Also home of [`target_path`], which `send` shares.
 
 use std::io::Write;
 

@@ -135,7 +135,7 @@ impl Ledger {
     }
 
     /// A 503: acceptable only when the spec says an engine may be down, and then only with
-    /// `Retry-After` (SPEC section 4: the client must know when to retry).
+    /// `Retry-After` (`docs/api.md`: the client must know when to retry).
     fn unavailable(&mut self, what: &str, r: &ApiResponse) {
         self.count(format!("{what}: 503"));
         if !self.spec.unavailable_ok {

@@ -228,7 +228,7 @@ impl Server {
         self.child.wait().expect("reaping the killed server");
     }
 
-    /// `kill -TERM`: the polite stop (SPEC section 8: stop accepting, drain, exit).
+    /// `kill -TERM`: the polite stop (`docs/api.md`: stop accepting, drain, exit).
     pub fn sigterm(&self) {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits in i32"));
         kill(pid, Signal::SIGTERM).expect("sending SIGTERM");

@@ -1,7 +1,7 @@
 //! [`RedisLeaderboards`]: one sorted set per (window, period), exact integer scores, the batch
 //! apply and its cursor in one Lua script.
 //!
-//! Ordering (SPEC section 6): members are player ids and scores are `-xp`, so an ascending
+//! Ordering (`docs/api.md`): members are player ids and scores are `-xp`, so an ascending
 //! ZRANGE lists the highest score first and, for equal scores, Redis's lexicographic member
 //! order puts player ids ascending; rank = ZRANK + 1. Scores are doubles in Redis: exact for
 //! integers up to 2^53, far above any XP total (`MAX_DELTA_XP` is 10^4 per event). Numbers
