@@ -337,7 +337,7 @@ impl CalendarArgs {
                     (start.is_none(), "SEASON_START"),
                     (end.is_none(), "SEASON_END"),
                 ];
-                let (var, _) = missing.iter().find(|(m, _)| *m).copied().unwrap_or_default();
+                let (_, var) = missing.iter().find(|(m, _)| *m).copied().unwrap_or_default();
                 return Err(bad(
                     var,
                     "is unset: SEASON_ID, SEASON_START and SEASON_END are set together (or none, for calendar quarters)",
@@ -492,7 +492,7 @@ mod tests {
         );
         assert_eq!(c.lb_topn, 100);
         assert_eq!(c.timezone, chrono_tz::UTC);
-        assert_eq!(c.season, SeasonRule::CalendarQuarter);
+        assert!(matches!(c.season, SeasonRule::CalendarQuarter));
         assert_eq!(c.fairness, FairnessRules::default());
         assert_eq!(c.anomaly_action, AnomalyAction::Quarantine);
         assert!(c.snapshot_cron.is_some());
