@@ -35,7 +35,9 @@ pub enum SecretError {
     Keys(#[source] KeyError),
     #[error("HMAC_SECRET: {0}")]
     ShortSecret(#[source] KeyError),
-    #[error("{path} {source} (delete it to have the dev server generate a new one, or set HMAC_SECRET)")]
+    #[error(
+        "{path} {source} (delete it to have the dev server generate a new one, or set HMAC_SECRET)"
+    )]
     BadDevFile {
         path: String,
         #[source]
@@ -259,13 +261,20 @@ mod tests {
             .resolve(None)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("HMAC_SECRET: must be at least 32 bytes"), "{err}");
+        assert!(
+            err.starts_with("HMAC_SECRET: must be at least 32 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
     fn dev_file_is_read_trimmed() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("hmac_secret"), format!("  {FILE_SECRET} \n")).unwrap();
+        std::fs::write(
+            dir.path().join("hmac_secret"),
+            format!("  {FILE_SECRET} \n"),
+        )
+        .unwrap();
         let r = sources(None, None, dir.path()).resolve(None).unwrap();
         assert_eq!(r.secret, FILE_SECRET.as_bytes());
     }
@@ -278,7 +287,10 @@ mod tests {
             .resolve(None)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("hmac_secret") && err.contains("32 bytes"), "{err}");
+        assert!(
+            err.contains("hmac_secret") && err.contains("32 bytes"),
+            "{err}"
+        );
         assert!(load_or_create_dev_secret(dir.path()).is_err());
     }
 

@@ -176,7 +176,9 @@ mod tests {
         let text = new_dev_secret_text([7; 32]);
         assert_eq!(text.len(), 64);
         assert_eq!(
-            dev_secret_from_file(&format!("  {text}\n")).unwrap().expose(),
+            dev_secret_from_file(&format!("  {text}\n"))
+                .unwrap()
+                .expose(),
             text.as_bytes()
         );
         assert_eq!(

@@ -1,5 +1,5 @@
-//! The one typed configuration (`.env.example`), read from flags or the environment with the
-//! documented names (`.env.example`), in two steps (zero2prod's `Settings`):
+//! The one typed configuration (SPEC section 3), read from flags or the environment with the
+//! SPEC's names, in two steps (zero2prod's `Settings`):
 //!
 //! 1. [`settings`]: clap reads every setting into its type, one value at a time (`parse.rs`
 //!    holds the parsers); a bad value stops the command with a message naming the variable.
@@ -45,7 +45,7 @@ pub enum BusKind {
     Nats,
 }
 
-/// What the fairness guard does with a flagged event (`ANOMALY_ACTION`, `docs/fairness.md`).
+/// What the fairness guard does with a flagged event (`ANOMALY_ACTION`, SPEC section 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AnomalyAction {
     /// Hold the event (no XP, no score) until an operator releases or rejects it.
@@ -72,7 +72,7 @@ pub enum Bus {
     Nats { url: Secret },
 }
 
-/// The roles one process runs (`liveops serve --role`, `docs/operations.md`).
+/// The roles one process runs (`liveops serve --role`, SPEC section 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     All,
@@ -162,7 +162,7 @@ pub struct Config {
     pub lb_topn: usize,
     pub timezone: chrono_tz::Tz,
     pub season: SeasonRule,
-    /// The fairness guard's thresholds (`docs/fairness.md`).
+    /// The fairness guard's thresholds (SPEC section 7).
     pub fairness: FairnessRules,
     pub anomaly_action: AnomalyAction,
     /// `None`: no periodic snapshots.
@@ -283,7 +283,8 @@ impl Settings {
     /// Every setting at its default, whatever the process environment holds.
     pub fn defaults() -> Settings {
         use clap::{Args, FromArgMatches};
-        let cmd = Settings::augment_args(clap::Command::new("liveops")).mut_args(|a| a.env(None::<&str>));
+        let cmd =
+            Settings::augment_args(clap::Command::new("liveops")).mut_args(|a| a.env(None::<&str>));
         let matches = cmd
             .try_get_matches_from(["liveops"])
             .expect("every setting has a valid default");
@@ -337,7 +338,11 @@ impl CalendarArgs {
                     (start.is_none(), "SEASON_START"),
                     (end.is_none(), "SEASON_END"),
                 ];
-                let (_, var) = missing.iter().find(|(m, _)| *m).copied().unwrap_or_default();
+                let (_, var) = missing
+                    .iter()
+                    .find(|(m, _)| *m)
+                    .copied()
+                    .unwrap_or_default();
                 return Err(bad(
                     var,
                     "is unset: SEASON_ID, SEASON_START and SEASON_END are set together (or none, for calendar quarters)",
@@ -346,12 +351,17 @@ impl CalendarArgs {
         };
         let in_zone = |bound: SeasonBound, var: &'static str| {
             bound.in_zone(tz).ok_or_else(|| {
-                bad(var, format!("midnight of that date does not exist in LB_TIMEZONE={tz}"))
+                bad(
+                    var,
+                    format!("midnight of that date does not exist in LB_TIMEZONE={tz}"),
+                )
             })
         };
         let (start, end) = (in_zone(start, "SEASON_START")?, in_zone(end, "SEASON_END")?);
         SeasonRule::fixed(id.clone(), start, end).map_err(|e| match e {
-            SeasonError::EmptyRange { .. } => bad("SEASON_END", format!("must be after SEASON_START ({e})")),
+            SeasonError::EmptyRange { .. } => {
+                bad("SEASON_END", format!("must be after SEASON_START ({e})"))
+            }
             _ => bad("SEASON_ID", e.to_string()),
         })
     }
@@ -363,7 +373,7 @@ impl CalendarArgs {
 }
 
 impl FairnessArgs {
-    /// The guard's thresholds: these settings over the documented defaults for the rest.
+    /// The guard's thresholds: these settings over the SPEC's defaults for the rest.
     pub fn rules(&self) -> FairnessRules {
         FairnessRules {
             z_threshold: self.anomaly_z,
@@ -471,7 +481,10 @@ mod tests {
                 env.to_string_lossy(),
                 "{arg}"
             );
-            let help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string());
+            let help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| h.to_string());
             assert!(
                 help.is_some_and(|h| h.len() > 20),
                 "{env:?} has no help text"
@@ -504,7 +517,10 @@ mod tests {
         assert_eq!(c.admin_token, None);
         assert_eq!(c.namespace, "liveops");
         assert_eq!(c.redis_url, None);
-        assert_eq!(Settings::defaults().store.data_dir, PathBuf::from("./liveops-data"));
+        assert_eq!(
+            Settings::defaults().store.data_dir,
+            PathBuf::from("./liveops-data")
+        );
     }
 
     #[test]
@@ -521,7 +537,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.database, Database::Sqlite);
-        assert_eq!((c.redis_url, c.archive_dir, c.admin_token), (None, None, None));
+        assert_eq!(
+            (c.redis_url, c.archive_dir, c.admin_token),
+            (None, None, None)
+        );
         assert!(c.hmac_keys.is_empty() && c.snapshot_cron.is_none());
     }
 
@@ -529,21 +548,36 @@ mod tests {
     fn typed_values_parse() {
         let keys = format!("k1:{SECRET},k2:{SECRET}");
         let c = config(&[
-            "--env", "staging",
-            "--bus-kind", "nats",
-            "--db-url", "postgres://u:pw@localhost/x",
-            "--db-max-connections", "4",
-            "--redis-url", "redis://a:1,redis://b:2",
-            "--anomaly-action", "flag",
-            "--block-sec", "2m",
-            "--idemp-ttl", "500ms",
-            "--lb-windows", "weekly",
-            "--lb-timezone", "Europe/Paris",
-            "--rate-limit-exempt", "10.0.0.0/8, 127.0.0.1",
-            "--hmac-keys", &keys,
-            "--snapshot-cron", "off",
-            "--require-timestamp", "true",
-            "--log-level", "info,liveops_server=debug",
+            "--env",
+            "staging",
+            "--bus-kind",
+            "nats",
+            "--db-url",
+            "postgres://u:pw@localhost/x",
+            "--db-max-connections",
+            "4",
+            "--redis-url",
+            "redis://a:1,redis://b:2",
+            "--anomaly-action",
+            "flag",
+            "--block-sec",
+            "2m",
+            "--idemp-ttl",
+            "500ms",
+            "--lb-windows",
+            "weekly",
+            "--lb-timezone",
+            "Europe/Paris",
+            "--rate-limit-exempt",
+            "10.0.0.0/8, 127.0.0.1",
+            "--hmac-keys",
+            &keys,
+            "--snapshot-cron",
+            "off",
+            "--require-timestamp",
+            "true",
+            "--log-level",
+            "info,liveops_server=debug",
         ])
         .unwrap();
         assert_eq!(c.env, Env::Staging);
@@ -576,38 +610,115 @@ mod tests {
     fn bad_values_name_their_variable_and_what_is_expected() {
         let cases: &[(&[&str], &str)] = &[
             (&["--port", "abc"], "PORT: expected a port number 0-65535"),
-            (&["--bind-addr", "localhost"], "BIND_ADDR: expected an IP address"),
-            (&["--env", "production"], "ENV: expected one of dev, staging, prod"),
-            (&["--lb-windows", "daily,hourly"], "LB_WINDOWS: \"hourly\" is not a window"),
-            (&["--lb-timezone", "Mars/Olympus"], "LB_TIMEZONE: expected an IANA time zone"),
-            (&["--idemp-ttl", "forever"], "IDEMP_TTL: expected a duration"),
-            (&["--signature-tolerance", "5 weeks"], "SIGNATURE_TOLERANCE: expected a duration"),
-            (&["--block-sec", "0"], "BLOCK_SEC: expected a whole number of seconds"),
-            (&["--trusted-proxies", "not-an-ip"], "TRUSTED_PROXIES: \"not-an-ip\" is not a CIDR"),
-            (&["--lb-topn", "0"], "LB_TOPN: expected a whole number from 1 to 10000"),
-            (&["--redis-url", "http://127.0.0.1"], "REDIS_URL: expected redis://host:port"),
-            (&["--namespace", "a b"], "NAMESPACE: expected 1 to 64 characters"),
-            (&["--snapshot-cron", "every quarter hour"], "SNAPSHOT_CRON: expected a 6-field cron"),
-            (&["--anomaly-action", "ban"], "ANOMALY_ACTION: expected one of quarantine, flag"),
-            (&["--anomaly-z", "0"], "ANOMALY_Z: expected a number above 0"),
-            (&["--bus-kind", "sqs"], "BUS_KIND: not available in this build"),
-            (&["--archive-url", "s3://bucket/x"], "ARCHIVE_URL: expected a file:///absolute/path"),
-            (&["--archive-url", "file://relative/dir"], "ARCHIVE_URL: expected file:// and an absolute path"),
-            (&["--db-max-connections", "0"], "DB_MAX_CONNECTIONS: expected a whole number from 1"),
-            (&["--db-url", "mysql://root:pw@db/x"], "DB_URL: expected a postgres://"),
-            (&["--hmac-secret", "short"], "HMAC_SECRET: must be at least 32 bytes, got 5"),
-            (&["--hmac-keys", "k1:short-key"], "HMAC_KEYS: key \"k1\": the secret must be at least 32 bytes"),
-            (&["--admin-token", "tiny"], "ADMIN_TOKEN: must be at least 16 characters"),
-            (&["--log-level", "liveops=loud"], "LOG_LEVEL: expected a level"),
-            (&["--metrics-enabled", "maybe"], "METRICS_ENABLED: expected true or false"),
-            (&["--season-start", "October"], "SEASON_START: expected a date"),
+            (
+                &["--bind-addr", "localhost"],
+                "BIND_ADDR: expected an IP address",
+            ),
+            (
+                &["--env", "production"],
+                "ENV: expected one of dev, staging, prod",
+            ),
+            (
+                &["--lb-windows", "daily,hourly"],
+                "LB_WINDOWS: \"hourly\" is not a window",
+            ),
+            (
+                &["--lb-timezone", "Mars/Olympus"],
+                "LB_TIMEZONE: expected an IANA time zone",
+            ),
+            (
+                &["--idemp-ttl", "forever"],
+                "IDEMP_TTL: expected a duration",
+            ),
+            (
+                &["--signature-tolerance", "5 weeks"],
+                "SIGNATURE_TOLERANCE: expected a duration",
+            ),
+            (
+                &["--block-sec", "0"],
+                "BLOCK_SEC: expected a whole number of seconds",
+            ),
+            (
+                &["--trusted-proxies", "not-an-ip"],
+                "TRUSTED_PROXIES: \"not-an-ip\" is not a CIDR",
+            ),
+            (
+                &["--lb-topn", "0"],
+                "LB_TOPN: expected a whole number from 1 to 10000",
+            ),
+            (
+                &["--redis-url", "http://127.0.0.1"],
+                "REDIS_URL: expected redis://host:port",
+            ),
+            (
+                &["--namespace", "a b"],
+                "NAMESPACE: expected 1 to 64 characters",
+            ),
+            (
+                &["--snapshot-cron", "every quarter hour"],
+                "SNAPSHOT_CRON: expected a 6-field cron",
+            ),
+            (
+                &["--anomaly-action", "ban"],
+                "ANOMALY_ACTION: expected one of quarantine, flag",
+            ),
+            (
+                &["--anomaly-z", "0"],
+                "ANOMALY_Z: expected a number above 0",
+            ),
+            (
+                &["--bus-kind", "sqs"],
+                "BUS_KIND: not available in this build",
+            ),
+            (
+                &["--archive-url", "s3://bucket/x"],
+                "ARCHIVE_URL: expected a file:///absolute/path",
+            ),
+            (
+                &["--archive-url", "file://relative/dir"],
+                "ARCHIVE_URL: expected file:// and an absolute path",
+            ),
+            (
+                &["--db-max-connections", "0"],
+                "DB_MAX_CONNECTIONS: expected a whole number from 1",
+            ),
+            (
+                &["--db-url", "mysql://root:pw@db/x"],
+                "DB_URL: expected a postgres://",
+            ),
+            (
+                &["--hmac-secret", "short"],
+                "HMAC_SECRET: must be at least 32 bytes, got 5",
+            ),
+            (
+                &["--hmac-keys", "k1:short-key"],
+                "HMAC_KEYS: key \"k1\": the secret must be at least 32 bytes",
+            ),
+            (
+                &["--admin-token", "tiny"],
+                "ADMIN_TOKEN: must be at least 16 characters",
+            ),
+            (
+                &["--log-level", "liveops=loud"],
+                "LOG_LEVEL: expected a level",
+            ),
+            (
+                &["--metrics-enabled", "maybe"],
+                "METRICS_ENABLED: expected true or false",
+            ),
+            (
+                &["--season-start", "October"],
+                "SEASON_START: expected a date",
+            ),
         ];
         for (args, expected) in cases {
             let e = parse(args).err().unwrap_or_default();
             assert!(e.contains(expected), "{args:?}: {e}");
         }
         // A value is shown back, a secret (or a URL's password) never.
-        assert!(parse(&["--port", "abc"]).unwrap_err().contains("got \"abc\""));
+        assert!(parse(&["--port", "abc"])
+            .unwrap_err()
+            .contains("got \"abc\""));
         for (flag, value) in [
             ("--hmac-secret", "short"),
             ("--admin-token", "tiny"),
@@ -659,7 +770,12 @@ mod tests {
         let prod = config(&["--env", "prod", "--hmac-secret", SECRET]).unwrap();
         assert!(!prod.guest_sessions);
         let enabled = config(&[
-            "--env", "prod", "--hmac-secret", SECRET, "--guest-sessions", "true",
+            "--env",
+            "prod",
+            "--hmac-secret",
+            SECRET,
+            "--guest-sessions",
+            "true",
         ])
         .unwrap();
         assert!(enabled.guest_sessions);
@@ -675,18 +791,34 @@ mod tests {
         assert_eq!(e.var, "SEASON_START");
         assert!(e.to_string().contains("SEASON_END"), "{e}");
         let e = config(&[
-            "--season-id", "s1", "--season-start", "2026-12-01", "--season-end", "2026-10-01",
+            "--season-id",
+            "s1",
+            "--season-start",
+            "2026-12-01",
+            "--season-end",
+            "2026-10-01",
         ])
         .unwrap_err();
         assert_eq!(e.var, "SEASON_END");
         let e = config(&[
-            "--season-id", "2026-Q4", "--season-start", "2026-10-01", "--season-end", "2027-01-01",
+            "--season-id",
+            "2026-Q4",
+            "--season-start",
+            "2026-10-01",
+            "--season-end",
+            "2027-01-01",
         ])
         .unwrap_err();
         assert_eq!(e.var, "SEASON_ID");
         let ok = config(&[
-            "--season-id", "s1", "--season-start", "2026-10-01", "--season-end",
-            "2027-01-01T00:00:00Z", "--lb-timezone", "Asia/Tokyo",
+            "--season-id",
+            "s1",
+            "--season-start",
+            "2026-10-01",
+            "--season-end",
+            "2027-01-01T00:00:00Z",
+            "--lb-timezone",
+            "Asia/Tokyo",
         ])
         .unwrap();
         let SeasonRule::Fixed { start, .. } = ok.season else {
@@ -706,7 +838,12 @@ mod tests {
             assert!(e.to_string().contains(var), "{e}");
         }
         let c = config(&[
-            "--db-url", "postgres://h/db", "--bus-kind", "nats", "--redis-url", "redis://h:6379",
+            "--db-url",
+            "postgres://h/db",
+            "--bus-kind",
+            "nats",
+            "--redis-url",
+            "redis://h:6379",
         ])
         .unwrap();
         assert_eq!(c.clone().with_role(Role::Leaderboard).unwrap().port, 8082);

@@ -96,9 +96,8 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Checked<T> {
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        self.possible.map(|list| {
-            Box::new(list().into_iter()) as Box<dyn Iterator<Item = PossibleValue>>
-        })
+        self.possible
+            .map(|list| Box::new(list().into_iter()) as Box<dyn Iterator<Item = PossibleValue>>)
     }
 }
 
@@ -301,7 +300,8 @@ pub fn signing_secret(s: &str) -> Result<Secret, String> {
 
 /// `HMAC_KEYS`: `id:secret,...`, each secret at least 32 bytes.
 pub fn hmac_keys(s: &str) -> Result<List<(KeyId, Secret)>, String> {
-    keys::parse_hmac_keys(s).map_err(|e| format!("{e}; expected id:secret pairs separated by commas"))
+    keys::parse_hmac_keys(s)
+        .map_err(|e| format!("{e}; expected id:secret pairs separated by commas"))
 }
 
 /// What a URL shows in an error: its scheme and host, never a user or password.
@@ -374,8 +374,7 @@ pub fn archive_url(s: &str) -> Result<PathBuf, String> {
 pub fn namespace(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(s.to_string())
@@ -449,7 +448,9 @@ mod tests {
         assert!(!e.contains("hunter2") && e.contains("mysql://db/x"), "{e}");
         let e = redis_url("redis://a:1,http://user:hunter2@b:2").unwrap_err();
         assert!(!e.contains("hunter2") && e.contains("http://b:2"), "{e}");
-        assert!(!nats_url("http://u:hunter2@n").unwrap_err().contains("hunter2"));
+        assert!(!nats_url("http://u:hunter2@n")
+            .unwrap_err()
+            .contains("hunter2"));
         assert_eq!(db_url("sqlite:whatever"), Ok(DbUrl::Sqlite));
     }
 
@@ -462,7 +463,10 @@ mod tests {
             "2026-09-30T22:00:00+00:00"
         );
         let t = season_bound("2026-10-01T12:00:00Z").unwrap();
-        assert_eq!(t.in_zone(tz).unwrap().to_rfc3339(), "2026-10-01T12:00:00+00:00");
+        assert_eq!(
+            t.in_zone(tz).unwrap().to_rfc3339(),
+            "2026-10-01T12:00:00+00:00"
+        );
         assert!(season_bound("October").is_err());
     }
 

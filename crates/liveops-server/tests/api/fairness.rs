@@ -184,8 +184,7 @@ async fn a_rejected_event_is_never_applied() {
 #[api_test]
 async fn flag_mode_applies_the_event_and_only_records_the_flag() {
     let app =
-        spawn_with_config(|c| c.anomaly_action = liveops_server::config::AnomalyAction::Flag)
-            .await;
+        spawn_with_config(|c| c.anomaly_action = liveops_server::config::AnomalyAction::Flag).await;
     app.post(&progression("fm-1", "player_fm", 20_000)).await;
     app.wait_for_xp("player_fm", 20_000).await;
     let flags = flags_of(&app, "player_fm", 1).await;
