@@ -11,7 +11,7 @@ pub mod api;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use liveops_domain::progression::level_progress;
@@ -21,6 +21,7 @@ use liveops_domain::{Clock, PlayerId};
 use liveops_store::{ClaimOutcome, EventLog, ProgressStore};
 use tokio_util::sync::CancellationToken;
 
+use crate::extract::{parse_player_id, PlayerPath};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::gateway::signed::SignatureHeaders;
 use crate::gateway::{SignedChecks, SignedRequest, MAX_EVENT_BYTES};
@@ -76,10 +77,6 @@ pub async fn run_worker(
     Ok(())
 }
 
-pub fn parse_player(raw: &str) -> Result<PlayerId, ApiError> {
-    PlayerId::parse(raw).map_err(|m| ApiError::invalid("playerId", format!("playerId {m}")))
-}
-
 #[utoipa::path(get, path = "/players/{playerId}/progress", tag = "progression",
     params(("playerId" = String, Path, description = "3 to 50 of [A-Za-z0-9_]")),
     responses(
@@ -90,9 +87,8 @@ pub fn parse_player(raw: &str) -> Result<PlayerId, ApiError> {
     ))]
 pub async fn get_progress(
     State(s): State<ProgressionState>,
-    Path(player): Path<String>,
+    PlayerPath(player): PlayerPath,
 ) -> Result<Json<ProgressAnswer>, ApiError> {
-    let player = parse_player(&player)?;
     let stored = s
         .store
         .progress(&player)
@@ -129,9 +125,8 @@ pub async fn get_progress(
     ))]
 pub async fn get_rewards(
     State(s): State<ProgressionState>,
-    Path(player): Path<String>,
+    PlayerPath(player): PlayerPath,
 ) -> Result<Json<RewardsAnswer>, ApiError> {
-    let player = parse_player(&player)?;
     let rewards = s
         .store
         .rewards(&player)
@@ -189,7 +184,7 @@ pub async fn claim_reward(
         )
         .with_field(field)
     })?;
-    let player = parse_player(&req.player_id)?;
+    let player = parse_player_id(&req.player_id)?;
     signed.bind(&player, "claim for")?;
     if req.reward_id.is_empty() || req.reward_id.len() > MAX_REWARD_ID_LEN {
         return Err(ApiError::invalid(
