@@ -87,4 +87,3 @@ pub(crate) fn check_name(kind: &str, name: &str) -> Result<(), BusError> {
         })
     }
 }
-

@@ -48,7 +48,6 @@ pub use worker::run_worker;
 
 pub const CONSUMER: &str = "fairness";
 
-
 /// The fairness role's shared state; cheap to clone. Built once by the composition root and
 /// given to the worker, the routes and [`Review`].
 #[derive(Clone)]

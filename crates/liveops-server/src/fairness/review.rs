@@ -37,10 +37,7 @@ impl Review {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<ResolveOutcome, StoreError> {
-        let outcome = self
-            .store
-            .resolve(event_id, resolution, by, at)
-            .await?;
+        let outcome = self.store.resolve(event_id, resolution, by, at).await?;
         if let ResolveOutcome::Resolved { event: Some(e), .. } = &outcome {
             self.detector
                 .write()

@@ -17,12 +17,12 @@ use axum::{Json, Router};
 use liveops_domain::progression::level_progress;
 use liveops_domain::signing::Receipt;
 use liveops_domain::window::{Calendar, Window};
-use liveops_domain::{Clock, PlayerId};
+use liveops_domain::Clock;
 use liveops_store::{ClaimOutcome, EventLog, ProgressStore};
 use tokio_util::sync::CancellationToken;
 
-use crate::extract::{parse_player_id, PlayerPath};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::extract::{parse_player_id, PlayerPath};
 use crate::gateway::signed::SignatureHeaders;
 use crate::gateway::{SignedChecks, SignedRequest, MAX_EVENT_BYTES};
 use api::{ClaimRequest, ProgressAnswer, ReceiptBody, RewardsAnswer, VerifyAnswer};

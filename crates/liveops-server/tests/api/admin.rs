@@ -372,8 +372,7 @@ async fn malformed_ids_and_limits_on_admin_routes_are_400_naming_the_field() {
 }
 
 #[api_test]
-async fn every_leaderboard_fairness_and_admin_answer_has_a_schema_in_the_openapi_document(
-) {
+async fn every_leaderboard_fairness_and_admin_answer_has_a_schema_in_the_openapi_document() {
     let app = spawn_app().await;
     let doc = app.get("/openapi.json").await.body;
     let mut checked = 0;

@@ -469,7 +469,9 @@ async fn every_route_of_the_router_is_in_the_document() {
     );
 }
 
-#[api_test(not_on_engines = "answer shapes do not depend on the backends; the engines run every other API test")]
+#[api_test(
+    not_on_engines = "answer shapes do not depend on the backends; the engines run every other API test"
+)]
 async fn real_answers_of_every_endpoint_match_the_document() {
     let app = spawn_with_config(|c| {
         c.admin_token = Some(liveops_server::config::Secret::new(TOKEN));

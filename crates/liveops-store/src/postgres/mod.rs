@@ -361,7 +361,10 @@ mod tests {
             .map(|e| e.expect("a directory entry").path())
             .filter(|p| p.extension().is_some_and(|x| x == "sql"))
             .map(|p| {
-                let stem = p.file_stem().and_then(|s| s.to_str()).expect("a UTF-8 name");
+                let stem = p
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .expect("a UTF-8 name");
                 let (version, description) = stem.split_once('_').expect("<version>_<name>.sql");
                 (
                     version.parse().expect("a numeric version"),
