@@ -256,7 +256,18 @@ impl Server {
 
     /// The end of the server's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        // Backtrace frames would push a panic's message out of the tail: keep the message.
+        let text: String = std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start();
+                !(t.starts_with("at ")
+                    || t.split_once(": ")
+                        .is_some_and(|(n, _)| n.parse::<u32>().is_ok()))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
         let start = text.len().saturating_sub(4000);
         let start = (start..text.len())
             .find(|i| text.is_char_boundary(*i))
