@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes a wrk script that replays pre-signed `POST /events` bodies, one per player.
 
-A cross-check of `liveops loadgen` with a lighter generator (README, "Load generator and
-figures"). The bodies carry no eventId, so the server assigns a new one to every request and a
+A cross-check of `liveops loadgen` with a lighter generator (docs/performance.md,
+"Reproducing the ingest figures"). The bodies carry no eventId, so the server assigns a new one to every request and a
 replayed body is a new event. Keep FLOOD_MAX_PER_SEC above rate / players.
 
     python3 scripts/wrk_signed_events.py 20000 "$HMAC_SECRET" /tmp/events.lua
