@@ -1,13 +1,13 @@
 //! The liveops domain: pure types and rules, no IO.
 //!
-//! - [`ids`]: `PlayerId`, `EventId`, parsed once at the edge (SPEC section 4).
+//! - [`ids`]: `PlayerId`, `EventId`, parsed once at the edge (`docs/api.md`).
 //! - [`event`]: the event envelope, its validation with field names and did-you-mean hints.
-//! - [`progression`]: XP per event, levels and level-up rewards (SPEC section 5).
-//! - [`fairness`]: hard limits, player and population baselines, the flag window (SPEC section 7).
-//! - [`window`]: leaderboard windows and periods in a time zone (SPEC section 6).
-//! - [`signing`]: HMAC-SHA256 request signatures and reward receipts (SPEC sections 4, 5).
+//! - [`progression`]: XP per event, levels and level-up rewards (`docs/api.md`).
+//! - [`fairness`]: hard limits, player and population baselines, the flag window (`docs/fairness.md`).
+//! - [`window`]: leaderboard windows and periods in a time zone (`docs/api.md`).
+//! - [`signing`]: HMAC-SHA256 request signatures and reward receipts (`docs/api.md`).
 //! - [`keys`]: the [`Secret`](keys::Secret) wrapper, `HMAC_KEYS` and the dev secret file rules,
-//!   shared by the server and the CLI (SPEC section 3).
+//!   shared by the server and the CLI (`.env.example`).
 //! - [`clock`]: the injected clock, so calendar windows and expiries are testable.
 
 pub mod clock;

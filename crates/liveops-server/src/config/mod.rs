@@ -1,4 +1,4 @@
-//! The one typed configuration (SPEC section 3), read from flags or the environment with the
+//! The one typed configuration (`.env.example`), read from flags or the environment with the
 //! SPEC's names, in two steps (zero2prod's `Settings`):
 //!
 //! 1. [`settings`]: clap reads every setting into its type, one value at a time (`parse.rs`
@@ -45,7 +45,7 @@ pub enum BusKind {
     Nats,
 }
 
-/// What the fairness guard does with a flagged event (`ANOMALY_ACTION`, SPEC section 7).
+/// What the fairness guard does with a flagged event (`ANOMALY_ACTION`, `docs/fairness.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AnomalyAction {
     /// Hold the event (no XP, no score) until an operator releases or rejects it.
@@ -72,7 +72,7 @@ pub enum Bus {
     Nats { url: Secret },
 }
 
-/// The roles one process runs (`liveops serve --role`, SPEC section 1).
+/// The roles one process runs (`liveops serve --role`, `docs/operations.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     All,
@@ -162,7 +162,7 @@ pub struct Config {
     pub lb_topn: usize,
     pub timezone: chrono_tz::Tz,
     pub season: SeasonRule,
-    /// The fairness guard's thresholds (SPEC section 7).
+    /// The fairness guard's thresholds (`docs/fairness.md`).
     pub fairness: FairnessRules,
     pub anomaly_action: AnomalyAction,
     /// `None`: no periodic snapshots.
