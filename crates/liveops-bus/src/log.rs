@@ -32,6 +32,10 @@
 //! already handed to the connection: they may still be stored (the caller's retry with the same
 //! eventId is then a duplicate within the window). At start-up NATS must be reachable:
 //! [`NatsEventLog::connect`] fails fast with [`BusError::Connect`] instead of waiting.
+//!
+//! One file of a little over 600 lines: the append, the reads and the head follower share the
+//! connection state and its invariants (which seq is committed, which readers may be reused),
+//! and read best side by side.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
