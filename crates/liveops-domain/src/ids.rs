@@ -113,6 +113,18 @@ impl fmt::Display for EventId {
     }
 }
 
+/// The rule for `NAMESPACE`, the prefix of a deployment's Redis keys (and of its NATS names):
+/// 1 to 64 characters of `[A-Za-z0-9_.-]`. One rule for the configuration and the Redis adapter.
+pub const NAMESPACE_RULE: &str = "1 to 64 characters of A-Z, a-z, 0-9, _, - and .";
+
+/// Whether `s` follows [`NAMESPACE_RULE`].
+pub fn is_valid_namespace(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,16 +140,12 @@ pub struct RedisHotState {
 /// Checks `NAMESPACE`: it goes into key names, hash tags and SCAN patterns, so it is kept to
 /// characters that mean nothing to any of them.
 pub fn check_namespace(namespace: &str) -> Result<(), HotStateError> {
-    let ok = !namespace.is_empty()
-        && namespace.len() <= 64
-        && namespace
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
+    if liveops_domain::ids::is_valid_namespace(namespace) {
         Ok(())
     } else {
         Err(HotStateError::Config(format!(
-            "NAMESPACE must be 1 to 64 characters of [A-Za-z0-9_.-], got {namespace:?}"
+            "NAMESPACE must be {}, got {namespace:?}",
+            liveops_domain::ids::NAMESPACE_RULE
         )))
     }
 }

@@ -372,14 +372,10 @@ pub fn archive_url(s: &str) -> Result<PathBuf, String> {
 
 /// The prefix of Redis keys and NATS names: 1 to 64 characters of `[A-Za-z0-9_.-]`.
 pub fn namespace(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
+    if liveops_domain::ids::is_valid_namespace(s) {
         Ok(s.to_string())
     } else {
-        Err("expected 1 to 64 characters of A-Z, a-z, 0-9, _, - and .".to_string())
+        Err(format!("expected {}", liveops_domain::ids::NAMESPACE_RULE))
     }
 }
 
